@@ -1,0 +1,49 @@
+output "function_name" {
+  description = "Name of the Lambda function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the Lambda function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "role_arn" {
+  description = "ARN of the function's IAM role."
+  value       = aws_iam_role.function.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the function."
+  value       = aws_cloudwatch_log_group.function.name
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key that seals the secrets."
+  value       = aws_kms_key.secrets.arn
+}
+
+output "kms_alias_name" {
+  description = "Alias of the KMS key, for sealing secrets outside Terraform (aws kms encrypt --key-id)."
+  value       = aws_kms_alias.secrets.name
+}
+
+output "encryption_context" {
+  description = "Encryption context every ciphertext is bound to."
+  value       = local.encryption_context
+}
+
+output "ciphertexts" {
+  description = "Sealed secrets, name => base64 CiphertextBlob, as baked into the package. Safe to show: only KMS, under the function's context, opens them."
+  value       = local.ciphertexts
+}
+
+output "package_path" {
+  description = "Path of the zip build.py wrote."
+  value       = local.package
+}
+
+output "package_sha256" {
+  description = "Base64 SHA-256 of the deployed package (Lambda's CodeSha256); build.py prints the same for the same inputs."
+  value       = aws_lambda_function.this.code_sha256
+}
