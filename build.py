@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -163,6 +164,10 @@ def write_atomically(path: Path, data: bytes) -> None:
 def terraform_ciphertexts(module_dir: Path) -> dict[str, str]:
     """Read the ``ciphertexts`` output of the applied Terraform module in ``module_dir``."""
     from python_terraform import IsFlagged, Terraform  # only this path needs it
+
+    quiet = logging.getLogger("python_terraform")  # it logs terraform's stderr; we say one line instead
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
     code, stdout, _ = Terraform(working_dir=str(module_dir)).output_cmd("ciphertexts", json=IsFlagged)
     try:

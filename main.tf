@@ -149,11 +149,11 @@ resource "aws_lambda_function" "this" {
   runtime          = var.runtime
   handler          = "${trimsuffix(basename(local.template), ".py.tmpl")}.handler"
   filename         = local.package
-  source_code_hash = terraform_data.package.output
+  source_code_hash = local.package_fingerprint
   memory_size      = var.memory_size
   timeout          = var.timeout
   tags             = var.tags
 
-  # The log group exists first so its retention applies from the first log line.
-  depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+  # The package is built first; the log group exists first so its retention applies from the first line.
+  depends_on = [terraform_data.package, aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }

@@ -47,3 +47,8 @@ output "package_sha256" {
   description = "Base64 SHA-256 of the deployed package (Lambda's CodeSha256); build.py prints the same for the same inputs."
   value       = aws_lambda_function.this.code_sha256
 }
+
+output "package_fingerprint" {
+  description = "Digest of what the package is made of (ciphertexts, template, modules, build.py); the function's source_code_hash. It changes exactly when the package must be rebuilt."
+  value       = local.package_fingerprint
+}

@@ -1,0 +1,220 @@
+"""The process executor behind real LocalStack: real CreateFunction, real Invoke, real processes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import time
+
+import boto3
+import psutil
+import pytest
+
+from localstack_process_executor.launcher import EmbeddedLocalStack
+from zips import zip_code
+
+STATEFUL = """
+import os
+calls = 0
+def handler(event, context):
+    global calls
+    calls += 1
+    return {"calls": calls, "pid": os.getpid()}
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(pid: int, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_module_state_stays_warm_within_one_environment(deploy, invoke):
+    name = deploy(STATEFUL)
+    results = [invoke(name)[1] for _ in range(3)]
+    assert [r["calls"] for r in results] == [1, 2, 3]
+    assert len({r["pid"] for r in results}) == 1
+
+
+def test_environment_is_what_localstack_gives(deploy, invoke, localstack):
+    name = deploy("""
+        import os, boto3
+        def handler(event, context):
+            creds = boto3.Session().get_credentials()
+            return {"env": {k: os.environ.get(k) for k in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_ENDPOINT_URL",
+                            "AWS_REGION", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_TIMEOUT", "_HANDLER")},
+                    "cwd": os.getcwd(), "files": sorted(os.listdir(".")),
+                    "access_key": creds.access_key, "remaining_ms": context.get_remaining_time_in_millis(),
+                    "request_id": context.aws_request_id}
+    """, timeout=7)
+    error, body, _ = invoke(name)
+    assert error is None, body
+    env = body["env"]
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert env["AWS_ENDPOINT_URL"] == localstack.endpoint_url
+    assert env["AWS_REGION"] == "us-east-1"
+    assert env["_HANDLER"] == "app.handler" and env["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "7"
+    assert body["cwd"] == env["LAMBDA_TASK_ROOT"] and body["files"] == ["app.py"]
+    assert body["access_key"] not in ("test", None)  # the role's credentials from STS, not the caller's
+    assert 0 < body["remaining_ms"] <= 7000
+
+
+def test_logs_reach_log_result_and_cloudwatch(deploy, invoke, aws):
+    name = deploy("""
+        import logging
+        logging.getLogger().setLevel(logging.INFO)
+        def handler(event, context):
+            print("printed line")
+            logging.info("logged line")
+            return "ok"
+    """)
+    error, body, logs = invoke(name)
+    assert (error, body) == (None, "ok")
+    assert "printed line" in logs and "[INFO]" in logs and "logged line" in logs
+    assert logs.splitlines()[0].startswith("START RequestId: ") and "REPORT RequestId: " in logs
+    events, deadline = [], time.monotonic() + 20
+    while time.monotonic() < deadline and not any("printed line" in e["message"] for e in events):
+        time.sleep(0.3)
+        try:
+            events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        except aws("logs").exceptions.ResourceNotFoundException:
+            events = []
+    assert any("printed line" in e["message"] for e in events)
+
+
+def test_handler_exception_is_an_unhandled_function_error(deploy, invoke):
+    name = deploy("""
+        def handler(event, context):
+            raise ValueError("bad order id")
+    """)
+    error, body, logs = invoke(name)
+    assert error == "Unhandled"
+    assert (body["errorType"], body["errorMessage"]) == ("ValueError", "bad order id")
+    assert any("app.py" in frame for frame in body["stackTrace"])
+    assert "[ERROR] ValueError: bad order id" in logs
+
+
+@pytest.mark.parametrize(("code", "handler", "error_type", "message"), [
+    ("import no_such_module\n", "app.handler", "Runtime.ImportModuleError",
+     "Unable to import module 'app': No module named 'no_such_module'"),
+    ("def other(event, context):\n    return 1\n", "app.handler", "Runtime.HandlerNotFound",
+     "Handler 'handler' missing on module 'app'"),
+    ("def handler(event, context) return 1\n", "app.handler", "Runtime.UserCodeSyntaxError", None),
+    ("def handler(event, context):\n    return 1\n", "apphandler", "Runtime.MalformedHandlerName", None),
+])
+def test_init_failures_have_lambdas_error_types(deploy, invoke, code, handler, error_type, message):
+    name = deploy(code, handler=handler)
+    for _ in range(2):  # and again: a failed init is retried in a fresh environment
+        error, body, _ = invoke(name)
+        assert error == "Unhandled"
+        assert body["errorType"] == error_type
+        if message:
+            assert body["errorMessage"] == message
+
+
+def test_timeout_is_enforced_and_the_next_invoke_starts_fresh(deploy, invoke):
+    name = deploy(STATEFUL + """
+import time
+_plain = handler
+def handler(event, context):
+    result = _plain(event, context)
+    if event.get("sleep"):
+        print("going to sleep")
+        time.sleep(event["sleep"])
+    return result
+""", timeout=1)
+    first = invoke(name)[1]
+    started = time.monotonic()
+    error, body, logs = invoke(name, {"sleep": 30})
+    elapsed = time.monotonic() - started
+    assert error == "Unhandled" and body["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in body["errorMessage"]
+    assert "going to sleep" in logs
+    assert 1 <= elapsed < 5
+    assert not alive(first["pid"])
+    after = invoke(name)[1]
+    assert after["calls"] == 1 and after["pid"] != first["pid"]
+
+
+def test_a_crashing_process_is_an_error_and_the_next_invoke_starts_fresh(deploy, invoke):
+    name = deploy(STATEFUL + """
+_plain = handler
+def handler(event, context):
+    result = _plain(event, context)
+    if event.get("crash"):
+        os._exit(3)
+    return result
+""")
+    first = invoke(name)[1]
+    error, body, _ = invoke(name, {"crash": True})
+    assert error == "Unhandled" and body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Runtime exited with error: exit status 3")
+    after = invoke(name)[1]
+    assert after["calls"] == 1 and after["pid"] != first["pid"]
+
+
+def test_parallel_invocations_get_separate_environments(deploy, invoke):
+    name = deploy("""
+        import os, time
+        def handler(event, context):
+            time.sleep(1.5)
+            return os.getpid()
+    """)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: invoke(name), range(3)))
+    assert all(error is None for error, _, _ in results)
+    assert len({pid for _, pid, _ in results}) == 3
+
+
+def test_code_update_and_delete_stop_the_old_processes(deploy, invoke, aws):
+    name = deploy(STATEFUL)
+    old_pid = invoke(name)[1]["pid"]
+    lambda_ = aws("lambda")
+    lambda_.update_function_code(FunctionName=name, ZipFile=zip_code({"app.py": STATEFUL.replace("calls += 1", "calls += 10")}))
+    lambda_.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150})
+    assert wait_gone(old_pid)
+    new = invoke(name)[1]
+    assert new["calls"] == 10 and new["pid"] != old_pid
+    lambda_.delete_function(FunctionName=name)
+    assert wait_gone(new["pid"])
+
+
+def test_runtimes_it_cannot_run_fail_clearly_instead_of_falling_back_to_docker(deploy, aws):
+    name = deploy("exports.handler = async () => 1;", runtime="nodejs20.x", handler="app.handler", wait=False)
+    lambda_ = aws("lambda")
+    deadline = time.monotonic() + 30
+    while (config := lambda_.get_function_configuration(FunctionName=name))["State"] == "Pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert config["State"] == "Failed"
+    assert "process executor runs Python zip functions only, not runtime 'nodejs20.x'" in config["StateReason"]
+
+
+@pytest.mark.parametrize("how", ["shutdown", "kill"])
+def test_localstack_exit_leaves_no_function_process_behind(tmp_path, how):
+    with EmbeddedLocalStack(log_path=tmp_path / "ls.log") as instance:
+        env = instance.client_env()
+        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        iam = session.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"])
+        lambda_ = session.client("lambda", endpoint_url=env["AWS_ENDPOINT_URL"])
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lambda_.create_function(FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler",
+                                Code={"ZipFile": zip_code({"app.py": STATEFUL})})
+        lambda_.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
+        pid = json.loads(lambda_.invoke(FunctionName="f")["Payload"].read())["pid"]
+        assert alive(pid)
+        if how == "kill":  # no graceful shutdown: the lifeline pipe must still end the function
+            os.kill(instance.process.pid, 9)
+            instance.process.wait()
+    assert wait_gone(pid)

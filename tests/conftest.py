@@ -1,0 +1,16 @@
+"""Shared fixtures: paths, and the embedded LocalStack the integration tier runs against."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "tests")]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
