@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "scripts")]
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,14 @@ import subprocess
 
 import pytest
 
-from support import copy_module
+from localdeploy import copy_module
 
 pytestmark = pytest.mark.terraform
 
 
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory, root):
-    directory = copy_module(root, tmp_path_factory.mktemp("module"))
+    directory = copy_module(tmp_path_factory.mktemp("module"), root)
     subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color"], cwd=directory,
                    check=True, capture_output=True)
     return directory

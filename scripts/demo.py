@@ -1,0 +1,65 @@
+"""make demo: the whole mission on an embedded LocalStack, then everything torn down.
+
+Starts LocalStack in host mode (with the process executor), deploys the module with
+tflocal and the demo secret, invokes the function as `aws lambda invoke` would, prints
+its response payload as the last line of stdout, then destroys and stops everything.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from localstack_client.session import Session
+from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
+
+from localdeploy import DeployError, Stack, aws_environment, invoke
+
+FUNCTION_NAME = "sealed-credentials-demo"
+DEMO_SECRETS = {"credential": "hello, world!"}
+
+
+def step(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    started = time.monotonic()
+    localstack = EmbeddedLocalStack()
+    stack = None
+    try:
+        step(f"starting LocalStack (host mode, process executor) on {localstack.endpoint_url}")
+        localstack.start()
+        with aws_environment(localstack.client_env()):
+            stack = Stack(FUNCTION_NAME, secrets=DEMO_SECRETS)
+            step("tflocal init")
+            stack.init()
+            step("tflocal apply: KMS key, sealed secret, IAM role, package build, Lambda function")
+            stack.apply()
+            step(f"invoking {FUNCTION_NAME}")
+            lambda_client = Session(localstack_host=f"127.0.0.1:{localstack.port}").client("lambda")
+            error, payload, _ = invoke(lambda_client, FUNCTION_NAME)
+            if error:
+                step(f"the function failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
+                return 1
+            step("tflocal destroy")
+            stack.destroy()
+            stack.remove()
+            stack = None
+    except (LauncherError, DeployError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if stack is not None:
+            stack.remove()
+        step("stopping LocalStack")
+        localstack.stop()
+    step(f"done in {time.monotonic() - started:.0f}s; the function's response payload:")
+    print(json.dumps(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Deploy this module to an embedded LocalStack with tflocal, driven through python-terraform.
+
+Shared by ``make demo``, the integration tests and the benchmark, so that all three deploy
+exactly as a user would: a copy of the module in a scratch folder, ``tflocal init`` and
+``tflocal apply``, then plain boto3 (via localstack-client) against the deployed function.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, Terraform
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE_FILES = ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "build.py")
+
+
+class DeployError(RuntimeError):
+    """A Terraform command failed; carries its output (which never holds a sealed plaintext)."""
+
+
+def copy_module(destination: Path, root: Path = ROOT) -> Path:
+    """A working copy of the module: its .tf files, build.py, lambda_src and the Terraform tests."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in MODULE_FILES:
+        shutil.copy2(root / name, destination / name)
+    shutil.copytree(root / "lambda_src", destination / "lambda_src",
+                    ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    (destination / "tests").mkdir(exist_ok=True)
+    for tftest in (root / "tests").glob("*.tftest.hcl"):
+        shutil.copy2(tftest, destination / "tests" / tftest.name)
+    return destination
+
+
+@contextmanager
+def aws_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Point tflocal, Terraform and boto3 at LocalStack (python-terraform passes os.environ on)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Stack:
+    """One deployment of the module in its own scratch folder (its own state)."""
+
+    def __init__(self, function_name: str, *, secrets: Mapping[str, str] | None = None,
+                 encrypted_secrets: Mapping[str, str] | None = None, workdir: Path | None = None,
+                 extra_vars: Mapping[str, Any] | None = None) -> None:
+        self.workdir = copy_module(workdir or Path(tempfile.mkdtemp(prefix=f"stack-{function_name}-")))
+        self.function_name = function_name
+        self.transcript: list[str] = []  # every command's output, to check nothing leaks into it
+        self.set_variables(secrets=secrets or {}, encrypted_secrets=encrypted_secrets or {}, **(extra_vars or {}))
+        tflocal = shutil.which("tflocal", path=str(Path(sys.executable).parent)) or "tflocal"
+        self.terraform = Terraform(working_dir=str(self.workdir), terraform_bin_path=tflocal)
+
+    def set_variables(self, **variables: Any) -> None:
+        """Write terraform.tfvars.json (owner-only: it may hold plaintexts, like the state does)."""
+        values = {"function_name": self.function_name, "python_executable": sys.executable, **variables}
+        path = self.workdir / "terraform.tfvars.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+
+    def run(self, command: str, *args: str, check: bool = True, **options: Any) -> tuple[int, str, str]:
+        code, out, err = self.terraform.cmd(command, *args, no_color=IsFlagged, input=False, **options)
+        self.transcript += [out or "", err or ""]
+        if check and code != 0:
+            raise DeployError(f"terraform {command} failed ({code}):\n{out}\n{err}")
+        return code, out, err
+
+    def init(self) -> Stack:
+        self.run("init")
+        return self
+
+    def apply(self, *targets: str) -> Stack:
+        self.run("apply", auto_approve=IsFlagged, target=list(targets) or None)
+        return self
+
+    def plan_exit_code(self) -> int:
+        """0: no changes, 2: changes (terraform plan -detailed-exitcode)."""
+        code, _, _ = self.run("plan", check=False, detailed_exitcode=IsFlagged)
+        if code not in (0, 2):
+            raise DeployError(f"terraform plan failed ({code}): {self.transcript[-1]}")
+        return code
+
+    def plan_json(self) -> dict[str, Any]:
+        self.run("plan", out="plan.tfplan")
+        _, out, _ = self.run("show", "plan.tfplan", json=IsFlagged)
+        return json.loads(out)
+
+    def destroy(self) -> None:
+        self.run("destroy", auto_approve=IsFlagged)
+
+    def outputs(self) -> dict[str, Any]:
+        _, out, _ = self.run("output", json=IsFlagged)
+        return {name: item["value"] for name, item in json.loads(out).items()}
+
+    def state_text(self) -> str:
+        path = self.workdir / "terraform.tfstate"
+        return path.read_text() if path.exists() else ""
+
+    def package(self) -> bytes:
+        return (self.workdir / "dist" / f"{self.function_name}.zip").read_bytes()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def invoke(lambda_client: Any, function_name: str, event: Any = None) -> tuple[str | None, Any, str]:
+    """Invoke as ``aws lambda invoke --log-type Tail`` does: (FunctionError, payload, log tail)."""
+    response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event or {}).encode(),
+                                    LogType="Tail")
+    payload = response["Payload"].read()
+    logs = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
+    return response.get("FunctionError"), json.loads(payload) if payload else None, logs
