@@ -157,3 +157,11 @@ resource "aws_lambda_function" "this" {
   # The package is built first; the log group exists first so its retention applies from the first line.
   depends_on = [terraform_data.package, aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }
+
+# Read back after every apply that touches the function: the resource's own code_sha256
+# can lag one apply behind a code update (seen with provider 5.100), which would make the
+# next plan report an output change.
+data "aws_lambda_function" "deployed" {
+  function_name = aws_lambda_function.this.function_name
+  depends_on    = [aws_lambda_function.this]
+}

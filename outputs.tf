@@ -45,7 +45,7 @@ output "package_path" {
 
 output "package_sha256" {
   description = "Base64 SHA-256 of the deployed package (Lambda's CodeSha256); build.py prints the same for the same inputs."
-  value       = aws_lambda_function.this.code_sha256
+  value       = data.aws_lambda_function.deployed.code_sha256
 }
 
 output "package_fingerprint" {

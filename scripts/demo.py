@@ -15,7 +15,7 @@ import time
 from localstack_client.session import Session
 from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
 
-from localdeploy import DeployError, Stack, aws_environment, invoke
+from localdeploy import DeployError, Stack, aws_environment, invoke, use_project_terraform_config
 
 FUNCTION_NAME = "sealed-credentials-demo"
 DEMO_SECRETS = {"credential": "hello, world!"}
@@ -27,6 +27,7 @@ def step(message: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
+    use_project_terraform_config()
     localstack = EmbeddedLocalStack()
     stack = None
     try:

@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE_FILES = ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "build.py")
 
 
+def use_project_terraform_config() -> None:
+    """Use the CLI config scripts/bootstrap wrote (provider mirror) unless a usable one is already set."""
+    project_config = ROOT / ".tools" / "terraformrc"
+    if project_config.is_file() and not Path(os.environ.get("TF_CLI_CONFIG_FILE", "")).is_file():
+        os.environ["TF_CLI_CONFIG_FILE"] = str(project_config)
+
+
 class DeployError(RuntimeError):
     """A Terraform command failed; carries its output (which never holds a sealed plaintext)."""
 
@@ -64,7 +71,7 @@ class Stack:
                  extra_vars: Mapping[str, Any] | None = None) -> None:
         self.workdir = copy_module(workdir or Path(tempfile.mkdtemp(prefix=f"stack-{function_name}-")))
         self.function_name = function_name
-        self.transcript: list[str] = []  # every command's output, to check nothing leaks into it
+        self.transcript: list[tuple[str, str]] = []  # (command, output) of every command, to check for leaks
         self.set_variables(secrets=secrets or {}, encrypted_secrets=encrypted_secrets or {}, **(extra_vars or {}))
         tflocal = shutil.which("tflocal", path=str(Path(sys.executable).parent)) or "tflocal"
         self.terraform = Terraform(working_dir=str(self.workdir), terraform_bin_path=tflocal)
@@ -78,8 +85,10 @@ class Stack:
             json.dump(values, handle)
 
     def run(self, command: str, *args: str, check: bool = True, **options: Any) -> tuple[int, str, str]:
-        code, out, err = self.terraform.cmd(command, *args, no_color=IsFlagged, input=False, **options)
-        self.transcript += [out or "", err or ""]
+        if command in ("init", "plan", "apply", "destroy"):
+            options.setdefault("input", False)  # never wait for a prompt
+        code, out, err = self.terraform.cmd(command, *args, no_color=IsFlagged, **options)
+        self.transcript.append((command, f"{out or ''}{err or ''}"))
         if check and code != 0:
             raise DeployError(f"terraform {command} failed ({code}):\n{out}\n{err}")
         return code, out, err
@@ -96,7 +105,7 @@ class Stack:
         """0: no changes, 2: changes (terraform plan -detailed-exitcode)."""
         code, _, _ = self.run("plan", check=False, detailed_exitcode=IsFlagged)
         if code not in (0, 2):
-            raise DeployError(f"terraform plan failed ({code}): {self.transcript[-1]}")
+            raise DeployError(f"terraform plan failed ({code}): {self.transcript[-1][1]}")
         return code
 
     def plan_json(self) -> dict[str, Any]:

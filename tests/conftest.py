@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "scripts")]
 
+from localdeploy import use_project_terraform_config  # noqa: E402
+
+use_project_terraform_config()
+
 
 @pytest.fixture(scope="session")
 def root() -> Path:

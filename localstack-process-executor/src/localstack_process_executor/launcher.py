@@ -103,6 +103,7 @@ class EmbeddedLocalStack:
             "FILESYSTEM_ROOT": str(self.root / "filesystem"),
             "TMPDIR": str(self.root / "tmp"),
             "LOCALSTACK_CLI": "0",
+            "PYTHONUNBUFFERED": "1",  # its log is read while it runs (see served())
         })
         env.update(self.extra_env)
         return env
@@ -148,6 +149,12 @@ class EmbeddedLocalStack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         # Function processes also exit on their own when LocalStack's end of their lifeline closes.
+
+    def served(self, operation: str) -> int:
+        """How many requests for ``operation`` (e.g. ``kms.Decrypt``) LocalStack has served, from its log."""
+        marker = f"AWS {operation} =>"
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return sum(marker in line for line in log)
 
     def __enter__(self) -> EmbeddedLocalStack:
         return self.start()
