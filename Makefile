@@ -17,6 +17,7 @@ test: bootstrap
 ## bench: this project against the seed's handler on the same embedded LocalStack
 bench: bootstrap
 	@$(PYTHON) bench/bench.py
+	@$(PYTHON) localstack-process-executor/benchmarks/measure.py
 
 bootstrap:
 	@scripts/bootstrap
