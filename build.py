@@ -28,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEMPLATE = HERE / "lambda_src" / "handler.py.tmpl"
+HELPER = HERE / "lambda_src" / "sealed_secrets.py"  # packaged with every template
 DEFAULT_OUTPUT = Path("dist") / "lambda.zip"
 PLACEHOLDER = "__SEALED_CIPHERTEXTS__"
 TEMPLATE_SUFFIX = ".tmpl"
@@ -108,18 +109,15 @@ def render_handler(template: str, ciphertexts: Mapping[str, str]) -> str:
 
 
 def package_entries(template_path: Path, ciphertexts: Mapping[str, str]) -> dict[str, bytes]:
-    """The files of the package: the rendered template and the Python modules beside it."""
+    """The files of the package: the rendered template, the Python modules beside it, and the helper."""
     if template_path.suffix != TEMPLATE_SUFFIX:
         raise BuildError(f"template {str(template_path)!r} must end in {TEMPLATE_SUFFIX} (e.g. handler.py.tmpl)")
     try:
         template = template_path.read_text(encoding="utf-8")
     except OSError as error:
         raise BuildError(f"cannot read handler template {str(template_path)!r} ({error.strerror})") from None
-    entries = {
-        module.name: module.read_bytes()
-        for module in template_path.parent.glob("*.py")
-        if module.is_file()
-    }
+    modules = [HELPER, *(module for module in template_path.parent.glob("*.py") if module.is_file())]
+    entries = {module.name: module.read_bytes() for module in modules}  # a copy beside the template wins
     entries[template_path.stem] = render_handler(template, ciphertexts).encode("utf-8")
     return entries
 

@@ -25,6 +25,7 @@ locals {
     ciphertexts = local.ciphertexts
     template    = filesha256(local.template)
     build       = filesha256("${path.module}/build.py")
+    helper      = filesha256("${path.module}/lambda_src/sealed_secrets.py")
     modules     = { for file in fileset(local.source_dir, "*.py") : file => filesha256("${local.source_dir}/${file}") }
   }
   package_fingerprint = base64sha256(jsonencode(local.package_inputs))

@@ -162,3 +162,12 @@ def test_without_flags_it_reads_the_terraform_output_and_fails_clearly_when_ther
     result = run_build(cwd=tmp_path, script=script)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no ciphertexts given and no Terraform output 'ciphertexts'")
+
+
+def test_a_custom_template_gets_its_neighbours_and_the_helper(tmp_path, root):
+    template = tmp_path / "api.py.tmpl"
+    template.write_text("import sealed_secrets, util\nsealed_secrets.register(__SEALED_CIPHERTEXTS__)\n")
+    (tmp_path / "util.py").write_text("X = 1\n")
+    entries = build.package_entries(template, {"token": BLOB_B64})
+    assert sorted(entries) == ["api.py", "sealed_secrets.py", "util.py"]
+    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
