@@ -1,6 +1,5 @@
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 locals {
   encryption_context = { LambdaFunctionName = var.function_name }

@@ -15,7 +15,7 @@ import time
 from localstack_client.session import Session
 from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
 
-from localdeploy import DeployError, Stack, aws_environment, invoke, use_project_terraform_config
+from localdeploy import ROOT, DeployError, Stack, aws_environment, invoke, use_project_terraform_config
 
 FUNCTION_NAME = "sealed-credentials-demo"
 DEMO_SECRETS = {"credential": "hello, world!"}
@@ -28,7 +28,9 @@ def step(message: str) -> None:
 def main() -> int:
     started = time.monotonic()
     use_project_terraform_config()
-    localstack = EmbeddedLocalStack()
+    log_path = ROOT / ".tools" / "demo-localstack.log"
+    log_path.unlink(missing_ok=True)
+    localstack = EmbeddedLocalStack(log_path=log_path)
     stack = None
     try:
         step(f"starting LocalStack (host mode, process executor) on {localstack.endpoint_url}")
@@ -51,6 +53,7 @@ def main() -> int:
             stack = None
     except (LauncherError, DeployError) as error:
         print(f"error: {error}", file=sys.stderr)
+        print(f"error: LocalStack's log is in {log_path}", file=sys.stderr)
         return 2
     finally:
         if stack is not None:

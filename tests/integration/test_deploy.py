@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 import uuid
 
@@ -67,6 +69,15 @@ def test_deployed_package_is_what_build_py_makes(stack, lambda_client):
     rebuilt = build.build_zip(build.package_entries(build.DEFAULT_TEMPLATE, outputs["ciphertexts"]))
     assert rebuilt == package  # byte for byte, from the ciphertexts alone
     assert PLAINTEXT.encode() not in package
+
+
+def test_build_py_without_flags_rebuilds_the_package_from_the_terraform_output(stack, tmp_path):
+    output = tmp_path / "rebuilt.zip"
+    result = subprocess.run([sys.executable, "build.py", "--output", str(output)], cwd=stack.workdir,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes() == stack.package()
+    assert result.stdout.splitlines()[-1] == build.code_sha256(stack.package())
 
 
 def test_iam_policy_in_a_real_plan_is_exactly_least_privilege(stack):

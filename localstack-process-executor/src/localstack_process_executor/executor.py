@@ -160,7 +160,13 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         endpoint.invocation_future = future = Future()
         endpoint.logs = None
         process = self.process
-        self._post_invoke(payload)
+        try:
+            self._post_invoke(payload)
+        except OSError:  # the process died between invocations: report it, restart on the next
+            with self.lock:
+                self._kill()
+            return self._failed(request_id, log_offset, "Runtime.ExitError",
+                                f"RequestId: {request_id} Error: Runtime exited before the invocation")
         timeout = float(self.function_version.config.timeout)
         deadline = time.monotonic() + timeout
         while True:

@@ -14,6 +14,7 @@ import argparse
 import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -123,11 +124,12 @@ class EmbeddedLocalStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.process = None
                 raise LauncherError(f"LocalStack exited with status {self.process.returncode} while starting; see {self.log_path}")
             if self._healthy():
                 return self
             time.sleep(0.2)
-        self.stop()
+        self.stop(keep_files=True)
         raise LauncherError(f"LocalStack did not become healthy within {timeout:.0f}s; see {self.log_path}")
 
     def _healthy(self) -> bool:
@@ -138,8 +140,11 @@ class EmbeddedLocalStack:
             return False
         return all(services.get(name) in ("available", "running") for name in self.services)
 
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Shut LocalStack down (it stops its function processes), then make sure nothing is left."""
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS, keep_files: bool = False) -> None:
+        """Shut LocalStack down (it stops its function processes), then make sure nothing is left.
+
+        Its temporary folder goes too, unless ``keep_files`` (the log lives there unless ``log_path`` was given).
+        """
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -149,6 +154,8 @@ class EmbeddedLocalStack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         # Function processes also exit on their own when LocalStack's end of their lifeline closes.
+        if not keep_files:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def served(self, operation: str) -> int:
         """How many requests for ``operation`` (e.g. ``kms.Decrypt``) LocalStack has served, from its log."""
