@@ -218,3 +218,33 @@ def test_localstack_exit_leaves_no_function_process_behind(tmp_path, how):
             os.kill(instance.process.pid, 9)
             instance.process.wait()
     assert wait_gone(pid)
+
+
+def test_a_restart_whose_init_hangs_times_out_like_a_first_start(tmp_path):
+    """LocalStack times out a first start itself; a restart after a crash is the executor's to bound."""
+    marker = tmp_path / "crashed-once"
+    code = f"""
+import os, pathlib, time
+MARKER = pathlib.Path({str(marker)!r})
+if MARKER.exists():
+    time.sleep(60)  # the re-init after the crash hangs
+def handler(event, context):
+    MARKER.touch()
+    os._exit(1)
+"""
+    with EmbeddedLocalStack(log_path=tmp_path / "ls.log", extra_env={"LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "2"}) as ls:
+        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        lambda_ = session.client("lambda", endpoint_url=ls.endpoint_url)
+        role = session.client("iam", endpoint_url=ls.endpoint_url).create_role(
+            RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lambda_.create_function(FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler",
+                                Code={"ZipFile": zip_code({"app.py": code})})
+        lambda_.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
+        crash = json.loads(lambda_.invoke(FunctionName="f")["Payload"].read())
+        assert crash["errorType"] == "Runtime.ExitError"
+        started = time.monotonic()
+        response = lambda_.invoke(FunctionName="f")
+        body = json.loads(response["Payload"].read())
+        assert response.get("FunctionError") == "Unhandled"
+        assert body == {"errorType": "Sandbox.Timedout", "errorMessage": "Runtime init did not finish within 2 seconds"}
+        assert 2 <= time.monotonic() - started < 10

@@ -240,16 +240,27 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         LOG.debug("Started runtime %s for %s as pid %s", self.id, self.function_version.qualified_arn, self.process.pid)
 
     def _wait_until_ready(self) -> None:
+        """Block until the process reports ready; raise StatusErrorException if its init fails, dies or hangs."""
         future = self.executor_endpoint.startup_future
+        process = self.process
+        # LocalStack's own startup timer covers start(), but not a restart from invoke(): keep the same limit.
+        limit = config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT
+        deadline = time.monotonic() + limit
         while True:
             try:
                 future.result(timeout=POLL_SECONDS)  # raises StatusErrorException on an init error
                 return
             except FutureTimeout:
                 pass
-            if self.process.poll() is not None and not future.done():
-                message = f"Runtime exited during init with status {self.process.returncode}"
-                future.set_exception(StatusErrorException(message, error_payload("Runtime.ExitError", message)))
+            failure = None
+            if process.poll() is not None:
+                failure = ("Runtime.ExitError", f"Runtime exited during init with status {process.returncode}")
+            elif time.monotonic() >= deadline:
+                with self.lock:
+                    self._kill()
+                failure = ("Sandbox.Timedout", f"Runtime init did not finish within {limit} seconds")
+            if failure and not future.done():
+                future.set_exception(StatusErrorException(failure[1], error_payload(*failure)))
 
     def _restart(self) -> None:
         with self.lock:
