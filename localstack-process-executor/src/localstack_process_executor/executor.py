@@ -149,13 +149,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     def invoke(self, payload: dict[str, str]) -> InvocationResult:
         request_id = payload["invoke-id"]
+        log_offset = self._log_size()
         if self.process is None or self.process.poll() is not None:
             # The last invoke timed out or crashed: start afresh, as Lambda re-inits the sandbox.
             try:
                 self._restart()
             except StatusErrorException as error:
-                return InvocationResult(request_id, error.payload, is_error=True, logs=self._log_tail(0))
-        log_offset = self._log_size()
+                return InvocationResult(request_id, error.payload, is_error=True, logs=self._log_tail(log_offset))
+            log_offset = self._log_size()
         endpoint = self.executor_endpoint
         endpoint.invocation_future = future = Future()
         endpoint.logs = None
