@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import timeit
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "scripts")]
 
 import build  # noqa: E402
 import sealed_secrets  # noqa: E402
-from localdeploy import Stack, aws_environment, invoke, use_project_terraform_config  # noqa: E402
+from localdeploy import Stack, aws_environment, invoke, retire_environments, use_project_terraform_config  # noqa: E402
 from localstack_client.session import Session  # noqa: E402
 from localstack_process_executor.launcher import EmbeddedLocalStack  # noqa: E402
 
@@ -56,11 +55,6 @@ def timed_invoke(lambda_client, name: str) -> tuple[float, float]:
     return elapsed, float(REPORTED_DURATION.search(logs).group(1))
 
 
-def fresh_environment(lambda_client, name: str) -> None:
-    lambda_client.update_function_configuration(FunctionName=name, Description=uuid.uuid4().hex)
-    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
-
-
 def measure_functions(localstack: EmbeddedLocalStack, stacks: dict[str, Stack]) -> dict[str, dict[str, float]]:
     lambda_client = Session(localstack_host=f"127.0.0.1:{localstack.port}").client("lambda")
     results: dict[str, dict[str, float]] = {label: {} for label in stacks}
@@ -82,7 +76,7 @@ def measure_functions(localstack: EmbeddedLocalStack, stacks: dict[str, Stack]) 
     cold: dict[str, list[float]] = {label: [] for label in stacks}
     for attempt in range(COLD_STARTS):
         for label, stack in stacks.items():
-            fresh_environment(lambda_client, stack.function_name)
+            retire_environments(lambda_client, stack.function_name)
             cold[label].append(timed_invoke(lambda_client, stack.function_name)[0])
         log(f"cold start {attempt + 1}/{COLD_STARTS} done")
     for label in stacks:

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,3 +139,13 @@ def invoke(lambda_client: Any, function_name: str, event: Any = None) -> tuple[s
     payload = response["Payload"].read()
     logs = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
     return response.get("FunctionError"), json.loads(payload) if payload else None, logs
+
+
+def retire_environments(lambda_client: Any, function_name: str) -> None:
+    """Make the next invocation a cold start: a configuration change retires the warm environments.
+
+    It changes the function's description, so a following ``terraform plan`` shows that drift.
+    """
+    lambda_client.update_function_configuration(FunctionName=function_name, Description=uuid.uuid4().hex)
+    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=function_name,
+                                                          WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})

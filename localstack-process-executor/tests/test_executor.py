@@ -201,17 +201,22 @@ def test_runtimes_it_cannot_run_fail_clearly_instead_of_falling_back_to_docker(d
     assert "process executor runs Python zip functions only, not runtime 'nodejs20.x'" in config["StateReason"]
 
 
+def function_on(instance: EmbeddedLocalStack, code: str):
+    """Function "f" running ``code`` on a LocalStack of the test's own; returns a Lambda client for it."""
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    lambda_ = session.client("lambda", endpoint_url=instance.endpoint_url)
+    role = session.client("iam", endpoint_url=instance.endpoint_url).create_role(
+        RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lambda_.create_function(FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler",
+                            Code={"ZipFile": zip_code({"app.py": code})})
+    lambda_.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
+    return lambda_
+
+
 @pytest.mark.parametrize("how", ["shutdown", "kill"])
 def test_localstack_exit_leaves_no_function_process_behind(tmp_path, how):
     with EmbeddedLocalStack(log_path=tmp_path / "ls.log") as instance:
-        env = instance.client_env()
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-        iam = session.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"])
-        lambda_ = session.client("lambda", endpoint_url=env["AWS_ENDPOINT_URL"])
-        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lambda_.create_function(FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler",
-                                Code={"ZipFile": zip_code({"app.py": STATEFUL})})
-        lambda_.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
+        lambda_ = function_on(instance, STATEFUL)
         pid = json.loads(lambda_.invoke(FunctionName="f")["Payload"].read())["pid"]
         assert alive(pid)
         if how == "kill":  # no graceful shutdown: the lifeline pipe must still end the function
@@ -233,13 +238,7 @@ def handler(event, context):
     os._exit(1)
 """
     with EmbeddedLocalStack(log_path=tmp_path / "ls.log", extra_env={"LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "2"}) as ls:
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-        lambda_ = session.client("lambda", endpoint_url=ls.endpoint_url)
-        role = session.client("iam", endpoint_url=ls.endpoint_url).create_role(
-            RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lambda_.create_function(FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler",
-                                Code={"ZipFile": zip_code({"app.py": code})})
-        lambda_.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
+        lambda_ = function_on(ls, code)
         crash = json.loads(lambda_.invoke(FunctionName="f")["Payload"].read())
         assert crash["errorType"] == "Runtime.ExitError"
         started = time.monotonic()

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import build
-from localdeploy import Stack, invoke
+from localdeploy import Stack, invoke, retire_environments
 
 PLAINTEXT = "hello, world!"
 
@@ -33,13 +33,6 @@ def stack(tmp_path_factory, localstack):
 @pytest.fixture(scope="module")
 def lambda_client(aws):
     return aws("lambda")
-
-
-def fresh_containers(lambda_client, function_name: str) -> None:
-    """A configuration change retires the function's warm environments."""
-    lambda_client.update_function_configuration(FunctionName=function_name, Description=uuid.uuid4().hex)
-    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=function_name,
-                                                          WaiterConfig={"Delay": 0.2, "MaxAttempts": 150})
 
 
 def function_logs(aws, function_name: str) -> str:
@@ -101,7 +94,7 @@ def test_iam_policy_in_a_real_plan_is_exactly_least_privilege(stack):
 
 
 def test_warm_invocations_make_one_decrypt_per_container(stack, lambda_client, localstack):
-    fresh_containers(lambda_client, stack.function_name)
+    retire_environments(lambda_client, stack.function_name)
     before = localstack.served("kms.Decrypt")
     for _ in range(20):
         assert invoke(lambda_client, stack.function_name)[1] == PLAINTEXT
