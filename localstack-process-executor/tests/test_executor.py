@@ -247,3 +247,12 @@ def handler(event, context):
         assert response.get("FunctionError") == "Unhandled"
         assert body == {"errorType": "Sandbox.Timedout", "errorMessage": "Runtime init did not finish within 2 seconds"}
         assert 2 <= time.monotonic() - started < 10
+
+
+def test_localstack_that_dies_while_starting_is_one_clear_error(tmp_path):
+    from localstack_process_executor.launcher import LauncherError
+
+    broken = EmbeddedLocalStack(log_path=tmp_path / "ls.log", extra_env={"GATEWAY_LISTEN": "127.0.0.1:notaport"})
+    with pytest.raises(LauncherError, match=r"LocalStack exited with status \d+ while starting; see .*ls\.log"):
+        broken.start(timeout=60)
+    assert broken.process is None

@@ -123,9 +123,9 @@ class EmbeddedLocalStack:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if (status := self.process.poll()) is not None:
                 self.process = None
-                raise LauncherError(f"LocalStack exited with status {self.process.returncode} while starting; see {self.log_path}")
+                raise LauncherError(f"LocalStack exited with status {status} while starting; see {self.log_path}")
             if self._healthy():
                 return self
             time.sleep(0.2)
