@@ -1,4 +1,4 @@
-"""Shared fixtures: paths, and the embedded LocalStack the integration tier runs against."""
+"""Shared by every tier: import paths, the project's Terraform CLI config, and the repo root."""
 
 from __future__ import annotations
 

@@ -10,8 +10,6 @@ from localstack_process_executor.launcher import EmbeddedLocalStack
 
 from localdeploy import aws_environment
 
-pytestmark = pytest.mark.localstack
-
 
 @pytest.fixture(scope="session")
 def localstack(tmp_path_factory) -> Iterator[EmbeddedLocalStack]:

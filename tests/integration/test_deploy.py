@@ -17,6 +17,8 @@ import pytest
 import build
 from localdeploy import Stack, invoke, retire_environments
 
+pytestmark = pytest.mark.localstack
+
 PLAINTEXT = "hello, world!"
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import base64
 import uuid
 
+import pytest
+
 from localdeploy import Stack, invoke
+
+pytestmark = pytest.mark.localstack
 
 PLAINTEXT = "pre-sealed s3cr3t, never in state"
 
