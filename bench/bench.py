@@ -20,7 +20,7 @@ import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]  # build.py and the runtime helper are files, not packages
 
 import build  # noqa: E402
 import sealed_secrets  # noqa: E402

@@ -1,16 +1,14 @@
-"""Shared by every tier: import paths, the project's Terraform CLI config, and the repo root."""
+"""Shared by every tier: the project's Terraform CLI config and the repo root (pyproject's pythonpath puts
+the repo root and lambda_src/ on sys.path for `import build` and `import sealed_secrets`)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from localdeploy import use_project_terraform_config
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "scripts")]
-
-from localdeploy import use_project_terraform_config  # noqa: E402
 
 use_project_terraform_config()
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # devtools/localdeploy/__init__.py -> the repo
 MODULE_FILES = ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "build.py")
 
 
