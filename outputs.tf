@@ -13,24 +13,34 @@ output "role_arn" {
   value       = aws_iam_role.function.arn
 }
 
+output "role_name" {
+  description = "Name of the function's IAM role (<function_name>-lambda), to attach the policies your code needs."
+  value       = aws_iam_role.function.name
+}
+
 output "log_group_name" {
   description = "CloudWatch log group of the function."
   value       = aws_cloudwatch_log_group.function.name
 }
 
 output "kms_key_arn" {
-  description = "ARN of the KMS key that seals the secrets."
-  value       = aws_kms_key.secrets.arn
+  description = "ARN of the KMS key that seals the secrets: the module's own, or kms_key_arn."
+  value       = local.key_arn
 }
 
 output "kms_alias_name" {
-  description = "Alias of the KMS key, for sealing secrets outside Terraform (aws kms encrypt --key-id)."
-  value       = aws_kms_alias.secrets.name
+  description = "Alias of the module's own KMS key, for sealing secrets outside Terraform (aws kms encrypt --key-id); null with a shared key."
+  value       = local.create_key ? aws_kms_alias.secrets[0].name : null
 }
 
 output "encryption_context" {
   description = "Encryption context every ciphertext is bound to."
   value       = local.encryption_context
+}
+
+output "key_policy_statements" {
+  description = "Key policy statements that let this function's role, and only from this function, open its secrets: what the owner of a shared key (kms_key_arn) adds to that key's policy. The module's own key already has them."
+  value       = local.key_policy_statements
 }
 
 output "ciphertexts" {
@@ -49,6 +59,6 @@ output "package_sha256" {
 }
 
 output "package_fingerprint" {
-  description = "Digest of what the package is made of (ciphertexts, template, modules, build.py); the function's source_code_hash. It changes exactly when the package must be rebuilt."
+  description = "Digest of what the package is made of (ciphertexts, source files, runtime, architecture, build.py, the helper); the function's source_code_hash. It changes exactly when the package must be rebuilt."
   value       = local.package_fingerprint
 }

@@ -1,5 +1,9 @@
+# Every limit below is AWS's own, checked at plan time so that a bad value never reaches an API
+# call, or build.py, during apply. Sizes are checked in bytes, as AWS counts them:
+# base64 turns n bytes into 4*ceil(n/3) characters, with one "=" per byte short of a full group.
+
 variable "function_name" {
-  description = "Name of the Lambda function. Also names the IAM role, the log group, the KMS alias and the encryption context every secret is bound to."
+  description = "Name of the Lambda function. Also names the IAM role (<name>-lambda), the log group, the KMS alias (alias/<name>-secrets) and the encryption context every secret is bound to."
   type        = string
 
   validation {
@@ -9,40 +13,64 @@ variable "function_name" {
 }
 
 variable "secrets" {
-  description = "Secrets to seal, name => plaintext. Each is encrypted by aws_kms_ciphertext under the function's encryption context. The plaintext is stored in Terraform state: prefer encrypted_secrets where state is shared."
+  description = "Secrets to seal, name => plaintext (1 to 4096 bytes, KMS Encrypt's limit). Each is encrypted by aws_kms_ciphertext under the function's encryption context. The plaintext is stored in Terraform state: prefer encrypted_secrets where state is shared."
   type        = map(string)
   default     = {}
   sensitive   = true
+  nullable    = false
 
   validation {
-    condition     = alltrue([for name in keys(var.secrets) : can(regex("^[A-Za-z][A-Za-z0-9_]{0,63}$", name))])
+    condition     = alltrue([for name in keys(var.secrets) : can(regex(local.rules.secret_name, name))])
     error_message = "Every key of secrets must be a letter followed by letters, digits or '_' (at most 64 characters)."
   }
 
   validation {
-    condition     = alltrue([for value in values(var.secrets) : length(value) > 0 && length(value) <= 4096])
-    error_message = "Every value of secrets must be 1 to 4096 bytes of text (KMS Encrypt's plaintext limit)."
+    condition = alltrue([
+      for value in values(var.secrets) :
+      length(value) > 0 && length(base64encode(value)) / 4 * 3 - length(regexall("=", base64encode(value))) <= 4096
+    ])
+    error_message = "Every value of secrets must be 1 to 4096 bytes of UTF-8 text (KMS Encrypt's plaintext limit, counted in bytes); seal a larger value as a data key or split it."
   }
 }
 
 variable "encrypted_secrets" {
-  description = "Secrets sealed outside Terraform, name => base64 CiphertextBlob, e.g. from `aws kms encrypt --key-id alias/<function_name>-secrets --encryption-context LambdaFunctionName=<function_name> --plaintext fileb://secret --query CiphertextBlob --output text`. The plaintext never enters state."
+  description = "Secrets sealed outside Terraform, name => base64 CiphertextBlob (at most 6144 bytes decoded), e.g. from `aws kms encrypt --key-id alias/<function_name>-secrets --encryption-context LambdaFunctionName=<function_name> --plaintext fileb://secret --query CiphertextBlob --output text`. The plaintext never enters state."
   type        = map(string)
   default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for name in keys(var.encrypted_secrets) : can(regex("^[A-Za-z][A-Za-z0-9_]{0,63}$", name))])
+    condition     = alltrue([for name in keys(var.encrypted_secrets) : can(regex(local.rules.secret_name, name))])
     error_message = "Every key of encrypted_secrets must be a letter followed by letters, digits or '_' (at most 64 characters)."
   }
 
   validation {
-    condition     = alltrue([for blob in values(var.encrypted_secrets) : can(regex("^[A-Za-z0-9+/]+={0,2}$", blob)) && length(blob) % 4 == 0 && length(blob) <= 8192])
-    error_message = "Every value of encrypted_secrets must be a base64 CiphertextBlob as `aws kms encrypt ... --query CiphertextBlob --output text` prints it."
+    condition = alltrue([
+      for blob in values(var.encrypted_secrets) :
+      can(regex("^[A-Za-z0-9+/]+={0,2}$", blob)) && length(blob) % 4 == 0 && length(blob) / 4 * 3 - length(regexall("=", blob)) <= 6144
+    ])
+    error_message = "Every value of encrypted_secrets must be a base64 CiphertextBlob of at most 6144 bytes, as `aws kms encrypt ... --query CiphertextBlob --output text` prints it."
+  }
+}
+
+variable "handler_template" {
+  description = "Path of the handler template build.py renders (it must hold __SEALED_CIPHERTEXTS__ once). Its folder is the function's source: every file in it is packaged, recursively, except dotfiles, __pycache__ and *.pyc; a requirements.txt there is installed for the function's runtime and architecture. Null uses the module's lambda_src/handler.py.tmpl, which opens each secret and returns only their names."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.handler_template == null || can(regex("^[A-Za-z_][A-Za-z0-9_]*\\.py\\.tmpl$", basename(coalesce(var.handler_template, "x"))))
+    error_message = "handler_template must be a path to <module>.py.tmpl where <module> is a Python identifier (e.g. src/handler.py.tmpl): Lambda imports the rendered file by that name."
+  }
+
+  validation {
+    condition     = var.handler_template == null || basename(coalesce(var.handler_template, "x")) != "sealed_secrets.py.tmpl"
+    error_message = "handler_template cannot be named sealed_secrets.py.tmpl: that name belongs to the runtime helper packaged with every function."
   }
 }
 
 variable "runtime" {
-  description = "Python runtime of the function."
+  description = "Python runtime of the function; dependencies in requirements.txt are built for it."
   type        = string
   default     = "python3.13"
 
@@ -52,14 +80,15 @@ variable "runtime" {
   }
 }
 
-variable "handler_template" {
-  description = "Path of the handler template build.py renders (it must hold __SEALED_CIPHERTEXTS__ once); Python modules beside it are packaged too. Null uses lambda_src/handler.py.tmpl."
-  type        = string
-  default     = null
+variable "architectures" {
+  description = "Instruction set of the function: [\"x86_64\"] or [\"arm64\"]. Dependencies in requirements.txt are built for it, whatever the machine that runs terraform."
+  type        = list(string)
+  default     = ["x86_64"]
+  nullable    = false
 
   validation {
-    condition     = var.handler_template == null || endswith(coalesce(var.handler_template, "x.tmpl"), ".py.tmpl")
-    error_message = "handler_template must be a path ending in .py.tmpl, e.g. lambda_src/handler.py.tmpl."
+    condition     = length(var.architectures) == 1 && contains(["x86_64", "arm64"], try(var.architectures[0], ""))
+    error_message = "architectures must be [\"x86_64\"] or [\"arm64\"] (Lambda takes exactly one)."
   }
 }
 
@@ -75,7 +104,7 @@ variable "memory_size" {
 }
 
 variable "timeout" {
-  description = "Timeout of one invocation, in seconds."
+  description = "Timeout of one invocation, in seconds. Opening a secret has its own budget, below the default 10 s (see README)."
   type        = number
   default     = 10
 
@@ -85,10 +114,136 @@ variable "timeout" {
   }
 }
 
-variable "log_retention_in_days" {
-  description = "How long CloudWatch keeps the function's logs."
+variable "ephemeral_storage_size" {
+  description = "Size of the function's /tmp, in MB."
   type        = number
-  default     = 14
+  default     = 512
+
+  validation {
+    condition     = var.ephemeral_storage_size >= 512 && var.ephemeral_storage_size <= 10240 && floor(var.ephemeral_storage_size) == var.ephemeral_storage_size
+    error_message = "ephemeral_storage_size must be a whole number of MB from 512 to 10240."
+  }
+}
+
+variable "environment_variables" {
+  description = "Environment variables of the function (not for secrets: seal those). Names Lambda reserves (AWS_REGION, AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, ...) are rejected."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for name in keys(var.environment_variables) : can(regex("^[A-Za-z][A-Za-z0-9_]+$", name))])
+    error_message = "Every environment variable name must be a letter followed by at least one letter, digit or '_' (Lambda's rule)."
+  }
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.environment_variables) :
+      !can(regex("^(AWS_LAMBDA_.*|_.*|AWS_REGION|AWS_DEFAULT_REGION|AWS_EXECUTION_ENV|AWS_ACCESS_KEY|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|LAMBDA_TASK_ROOT|LAMBDA_RUNTIME_DIR)$", name))
+    ])
+    error_message = "environment_variables may not set names Lambda reserves: _HANDLER, _X_AMZN_TRACE_ID, AWS_REGION, AWS_DEFAULT_REGION, AWS_EXECUTION_ENV, AWS_LAMBDA_* (e.g. AWS_LAMBDA_FUNCTION_NAME), AWS_ACCESS_KEY, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, LAMBDA_TASK_ROOT, LAMBDA_RUNTIME_DIR."
+  }
+
+  validation {
+    condition = sum(concat([0], [
+      for name, value in var.environment_variables :
+      length(name) + length(base64encode(value)) / 4 * 3 - length(regexall("=", base64encode(value)))
+    ])) <= 4096
+    error_message = "environment_variables may hold at most 4 KB in all (names and values, in bytes): Lambda's limit."
+  }
+}
+
+variable "vpc_subnet_ids" {
+  description = "Subnets to run the function in (with vpc_security_group_ids). Empty: no VPC. Grants the role the network-interface actions Lambda needs, scoped to these subnets and groups."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = length(var.vpc_subnet_ids) <= 16 && alltrue([for id in var.vpc_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", id))])
+    error_message = "vpc_subnet_ids must be at most 16 subnet IDs like subnet-0123456789abcdef0."
+  }
+}
+
+variable "vpc_security_group_ids" {
+  description = "Security groups of the function's network interfaces; required with vpc_subnet_ids, empty without."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = length(var.vpc_security_group_ids) <= 5 && alltrue([for id in var.vpc_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
+    error_message = "vpc_security_group_ids must be at most 5 security group IDs like sg-0123456789abcdef0."
+  }
+
+  validation {
+    condition     = (length(var.vpc_subnet_ids) == 0) == (length(var.vpc_security_group_ids) == 0)
+    error_message = "vpc_subnet_ids and vpc_security_group_ids go together: set both to run in a VPC, or neither."
+  }
+}
+
+variable "layers" {
+  description = "ARNs of Lambda layer versions to add to the function (at most 5)."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = length(var.layers) <= 5 && alltrue([for arn in var.layers : can(regex("^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]{1,140}:[0-9]+$", arn))])
+    error_message = "layers must be at most 5 layer version ARNs like arn:aws:lambda:eu-west-1:123456789012:layer:my-layer:3."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Concurrency reserved for the function: -1 for none (the account's unreserved pool), 0 to stop it, or a number of environments."
+  type        = number
+  default     = -1
+  nullable    = false
+
+  validation {
+    condition     = var.reserved_concurrent_executions >= -1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions
+    error_message = "reserved_concurrent_executions must be -1 (no reservation) or a whole number from 0."
+  }
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing: PassThrough (trace only requests that arrive sampled) or Active (sample here too; grants the X-Ray write actions)."
+  type        = string
+  default     = "PassThrough"
+  nullable    = false
+
+  validation {
+    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
+    error_message = "tracing_mode must be PassThrough or Active."
+  }
+}
+
+variable "dead_letter_target_arn" {
+  description = "SQS queue or SNS topic that receives events of asynchronous invocations that failed every retry. Null: none. Grants the role sqs:SendMessage or sns:Publish on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dead_letter_target_arn == null || can(regex("^arn:aws[a-zA-Z-]*:(sqs|sns):[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$", coalesce(var.dead_letter_target_arn, "x")))
+    error_message = "dead_letter_target_arn must be an SQS queue or SNS topic ARN, like arn:aws:sqs:eu-west-1:123456789012:orders-dlq."
+  }
+}
+
+variable "code_signing_config_arn" {
+  description = "Lambda code-signing configuration that the package must satisfy. Null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.code_signing_config_arn == null || can(regex("^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:code-signing-config:csc-[a-z0-9]{17}$", coalesce(var.code_signing_config_arn, "x")))
+    error_message = "code_signing_config_arn must be a code-signing configuration ARN, like arn:aws:lambda:eu-west-1:123456789012:code-signing-config:csc-0123456789abcdef0."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "How long CloudWatch keeps the function's logs (a year by default, as audits usually ask)."
+  type        = number
+  default     = 365
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
@@ -96,8 +251,42 @@ variable "log_retention_in_days" {
   }
 }
 
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the function's log group. Null: CloudWatch's own encryption. The key's policy must let the logs service use it (see README)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.log_kms_key_arn, "x")))
+    error_message = "log_kms_key_arn must be a KMS key ARN (not an alias), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "An existing KMS key to seal with, shared by several functions. Null: the module creates a key and an alias for this function. The key's owner adds this module's key_policy_statements output to its policy."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab: IAM policies match key ARNs."
+  }
+}
+
+variable "key_administrators" {
+  description = "ARNs that administer the module's own key (manage, rotate, schedule deletion, seal with Encrypt; never Decrypt). Empty: the account root, i.e. whoever IAM allows. Ignored with kms_key_arn."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for arn in var.key_administrators : can(regex("^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:(root|user/.+|role/.+)$", arn))])
+    error_message = "key_administrators must be IAM ARNs: arn:aws:iam::<account>:root, :user/<name> or :role/<name>."
+  }
+}
+
 variable "kms_deletion_window_in_days" {
-  description = "Waiting period before KMS deletes the key once it is scheduled for deletion."
+  description = "Waiting period before KMS deletes the module's key once it is scheduled for deletion."
   type        = number
   default     = 30
 
@@ -108,18 +297,28 @@ variable "kms_deletion_window_in_days" {
 }
 
 variable "python_executable" {
-  description = "Python (3.9 or newer) that runs build.py during apply."
+  description = "Python (3.9 or newer, with pip) that runs build.py during apply: a command name on PATH or a path, run as it is, without a shell."
   type        = string
   default     = "python3"
+  nullable    = false
 
   validation {
-    condition     = length(trimspace(var.python_executable)) > 0
-    error_message = "python_executable must name a Python interpreter, e.g. python3."
+    condition     = length(var.python_executable) > 0 && length(var.python_executable) <= 4096 && !startswith(var.python_executable, "-") && !can(regex("[[:cntrl:]]", var.python_executable))
+    error_message = "python_executable must name a Python interpreter, e.g. python3 or /usr/bin/python3: not empty, not starting with '-', no control characters."
   }
 }
 
 variable "tags" {
-  description = "Tags applied to every resource that takes them."
+  description = "Tags applied to every resource that takes them (at most 50; IAM's rules, the strictest of the services tagged)."
   type        = map(string)
   default     = {}
+  nullable    = false
+
+  validation {
+    condition = length(var.tags) <= 50 && alltrue([
+      for key, value in var.tags :
+      can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]{1,128}$", key)) && can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]{0,256}$", value)) && !startswith(lower(key), "aws:")
+    ])
+    error_message = "tags: at most 50; keys 1-128 and values 0-256 characters of letters, digits, spaces and _ . : / = + - @; no key may start with aws:."
+  }
 }
