@@ -1,23 +1,60 @@
-"""The runtime helper, against botocore's Stubber: one Decrypt per container, typed errors, max age."""
+"""The runtime helper: caching, typed errors, arguments, the stdlib opener's transport and budget, the
+boto3 fallback, per-secret single flight, and that no secret leaks into logs, output or tracebacks.
+
+The SigV4 signatures themselves are proven in test_kms_sigv4.py.
+"""
 
 from __future__ import annotations
 
 import base64
+import glob
+import json
+import logging
+import os
+import pickle
+import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
 import sealed_secrets
-from sealed_secrets import SealedSecrets, SecretDecryptionError, SecretNotFoundError
+from kms_fake_server import Captured, FakeKms, Reply, decrypted, kms_error, self_signed_certificate
+from sealed_secrets import SealedSecrets, SecretDecryptionError, SecretError, SecretNotFoundError
 
-PLAINTEXT = "hunter2-very-secret"
-BLOB = b"\x01\x02sealed-bytes\xff"
+PLAINTEXT = "correct-horse-battery-staple-é-42"
+BLOB = b"\x01\x02\x03sealed-ciphertext-marker\x00" + bytes(range(128, 256))
 CIPHERTEXT = base64.b64encode(BLOB).decode()
 CONTEXT = {"LambdaFunctionName": "orders-api"}
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda_src"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No AWS settings from the machine, the function's name set, a fresh registry for get_secret."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-api")
+    monkeypatch.setattr(sealed_secrets, "_default", None)
+
+
+def lambda_environment(monkeypatch, kms: FakeKms, **extra: str) -> None:
+    """What Lambda (here, LocalStack) gives the function: credentials, region, endpoint."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-key-example",
+                        "AWS_SESSION_TOKEN": "session-token-example", "AWS_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": kms.url, **extra}.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -28,8 +65,9 @@ def kms():
         stubber.assert_no_pending_responses()
 
 
-def expect_decrypt(stubber: Stubber, plaintext: str = PLAINTEXT) -> None:
-    stubber.add_response("decrypt", {"Plaintext": plaintext.encode(), "KeyId": "k"},
+def expect_decrypt(stubber: Stubber, plaintext: bytes | str = PLAINTEXT) -> None:
+    data = plaintext.encode() if isinstance(plaintext, str) else plaintext
+    stubber.add_response("decrypt", {"Plaintext": data, "KeyId": "k"},
                          {"CiphertextBlob": BLOB, "EncryptionContext": CONTEXT})
 
 
@@ -41,12 +79,43 @@ class Clock:
         return self.now
 
 
-def test_many_reads_make_one_decrypt_with_the_functions_context(kms, monkeypatch):
+class CountingKms:
+    """A boto3-style client that counts its Decrypts; ``gate`` makes a blob's Decrypt wait."""
+
+    def __init__(self, plaintext: bytes = PLAINTEXT.encode(), *, delay: float = 0.0, error: Exception | None = None,
+                 gates: dict[bytes, threading.Event] | None = None) -> None:
+        self.calls: list[bytes] = []
+        self._lock = threading.Lock()
+        self.plaintext, self.delay, self.error, self.gates = plaintext, delay, error, gates or {}
+
+    def decrypt(self, *, CiphertextBlob: bytes, EncryptionContext: dict) -> dict:  # noqa: N803 - boto3's names
+        with self._lock:
+            self.calls.append(CiphertextBlob)
+        if CiphertextBlob in self.gates:
+            self.gates[CiphertextBlob].wait(30)
+        time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return {"Plaintext": self.plaintext}
+
+
+def raised(action: Callable[[], object]) -> BaseException:
+    try:
+        action()
+    except BaseException as error:  # noqa: BLE001
+        return error
+    raise AssertionError("nothing was raised")
+
+
+# ------------------------------------------------------------------------------ reads and the cache
+
+
+def test_many_reads_make_one_decrypt_with_the_functions_context(kms):
     client, stubber = kms
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-api")
     expect_decrypt(stubber)  # exactly one response: a second Decrypt would fail the stub
     secrets = SealedSecrets({"db": CIPHERTEXT}, client=client)
     assert [secrets.get("db") for _ in range(50)] == [PLAINTEXT] * 50
+    assert secrets.get_bytes("db") == PLAINTEXT.encode()
 
 
 def test_max_age_reopens_a_stale_plaintext(kms):
@@ -64,20 +133,25 @@ def test_max_age_reopens_a_stale_plaintext(kms):
     assert secrets.get("db") == "v2"  # no max_age: kept for the container's life
 
 
+def test_clear_cache_forgets_every_plaintext():
+    client = CountingKms()
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=client)
+    secrets.get("db")
+    secrets.clear_cache()
+    secrets.get("db")
+    assert len(client.calls) == 2
+
+
 @pytest.mark.parametrize("code", ["InvalidCiphertextException", "AccessDeniedException", "DisabledException",
-                                  "KMSInvalidStateException"])
-def test_kms_errors_become_typed_errors_naming_secret_and_code_but_no_secret_text(kms, code):
+                                  "KMSInvalidStateException", "IncorrectKeyException"])
+def test_kms_errors_through_a_client_become_typed_errors(kms, code):
     client, stubber = kms
-    stubber.add_client_error("decrypt", service_error_code=code,
-                             service_message=f"echo {CIPHERTEXT} {PLAINTEXT}")
+    stubber.add_client_error("decrypt", service_error_code=code, service_message=f"echo {CIPHERTEXT} {PLAINTEXT}")
     secrets = SealedSecrets({"db": CIPHERTEXT}, client=client, function_name="orders-api")
-    with pytest.raises(SecretDecryptionError) as caught:
-        secrets.get("db")
-    error = caught.value
+    error = raised(lambda: secrets.get("db"))
+    assert isinstance(error, SecretDecryptionError)
     assert (error.secret_name, error.code) == ("db", code)
     assert str(error) == f"could not decrypt sealed secret 'db': KMS {code}"
-    rendered = "".join(traceback.format_exception(error))
-    assert CIPHERTEXT not in rendered and PLAINTEXT not in rendered
     assert error.__cause__ is None and error.__context__ is None
 
 
@@ -86,46 +160,638 @@ def test_a_failed_decrypt_is_not_cached(kms):
     stubber.add_client_error("decrypt", service_error_code="DisabledException")
     expect_decrypt(stubber)
     secrets = SealedSecrets({"db": CIPHERTEXT}, client=client, function_name="orders-api")
-    with pytest.raises(SecretDecryptionError):
+    with pytest.raises(SecretDecryptionError, match="KMS DisabledException$"):
         secrets.get("db")
     assert secrets.get("db") == PLAINTEXT
 
 
-def test_unknown_names_are_a_typed_error_listing_what_is_sealed(kms):
-    client, _ = kms
-    secrets = SealedSecrets({"db": CIPHERTEXT, "api": CIPHERTEXT}, client=client, function_name="f")
-    with pytest.raises(SecretNotFoundError, match=r"no sealed secret named 'nope'; this package seals: api, db"):
+def test_unknown_names_are_a_typed_error_listing_what_is_sealed():
+    secrets = SealedSecrets({"db": CIPHERTEXT, "api": CIPHERTEXT}, client=CountingKms())
+    with pytest.raises(SecretNotFoundError, match=r"^no sealed secret named 'nope'; this package seals: api, db$"):
         secrets.get("nope")
 
 
-def test_non_kms_failures_are_typed_too(monkeypatch):
-    class Broken:
-        def decrypt(self, **_):
-            raise ConnectionError(f"could not reach KMS with {CIPHERTEXT}")
-
-    with pytest.raises(SecretDecryptionError, match=r"KMS ConnectionError$") as caught:
-        SealedSecrets({"db": CIPHERTEXT}, client=Broken(), function_name="f").get("db")
-    assert CIPHERTEXT not in "".join(traceback.format_exception(caught.value))
+def test_non_kms_failures_of_a_client_are_typed_too():
+    client = CountingKms(error=ConnectionError(f"could not reach KMS with {CIPHERTEXT}"))
+    error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=client).get("db"))
+    assert isinstance(error, SecretDecryptionError) and str(error).endswith("KMS ConnectionError")
 
 
-def test_get_secret_reads_the_registered_set(kms, monkeypatch):
-    client, stubber = kms
-    expect_decrypt(stubber)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-api")
-    registered = sealed_secrets.register({"db": CIPHERTEXT})
-    registered._client = client
-    assert sealed_secrets.get_secret("db") == sealed_secrets.get_secret("db") == PLAINTEXT
+def test_invalid_base64_is_reported_as_such_and_kms_is_not_called():
+    client = CountingKms()
+    error = raised(lambda: SealedSecrets({"db": "not base64!"}, client=client).get("db"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "InvalidBase64"
+    assert str(error) == ("could not decrypt sealed secret 'db': its ciphertext in this package is not valid "
+                          "base64 (KMS was not called)")
+    assert client.calls == []
 
 
-def test_default_client_uses_botocore_retries_and_timeouts(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    config = sealed_secrets._default_kms_client().meta.config
-    assert config.retries == {"total_max_attempts": 5, "mode": "standard"}  # botocore counts the first try
-    assert (config.connect_timeout, config.read_timeout) == (2, 5)
+def test_without_a_function_name_kms_is_not_called(monkeypatch):
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    client = CountingKms()
+    error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=client).get("db"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "NoFunctionName"
+    assert client.calls == []
 
 
-def test_importing_the_helper_touches_no_aws(root):
+# ------------------------------------------------------------------------------ text, bytes and JSON
+
+
+def test_a_plaintext_that_is_not_utf8_is_a_typed_error_from_get_and_bytes_from_get_bytes(monkeypatch):
+    binary = b"\xff\xfe\x00binary-key-marker\x80"
+    sealed_secrets.register({"key": CIPHERTEXT})._client = CountingKms(binary)
+    error = raised(lambda: sealed_secrets.get_secret("key"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "PlaintextNotUtf8"
+    assert str(error) == "could not decrypt sealed secret 'key': its plaintext is not UTF-8 text (read it with get_secret_bytes)"
+    assert error.__context__ is None
+    assert sealed_secrets.get_secret_bytes("key") == binary
+
+
+def test_get_secret_json_parses_the_usual_database_credentials():
+    document = {"username": "app", "password": PLAINTEXT, "port": 5432}
+    client = CountingKms(json.dumps(document).encode())
+    sealed_secrets.register({"db": CIPHERTEXT})._client = client
+    assert sealed_secrets.get_secret_json("db") == document
+    assert sealed_secrets.get_secret_json("db") == document
+    assert len(client.calls) == 1
+
+
+def test_get_secret_json_refuses_what_is_not_json_without_quoting_it():
+    sealed_secrets.register({"db": CIPHERTEXT})._client = CountingKms(f"password={PLAINTEXT}".encode())
+    error = raised(lambda: sealed_secrets.get_secret_json("db"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "PlaintextNotJson"
+    assert str(error) == "could not decrypt sealed secret 'db': its plaintext is not a JSON document"
+    assert error.__context__ is None and PLAINTEXT not in repr(error)
+
+
+# ------------------------------------------------------------------------------ arguments, registration, pickling
+
+
+@pytest.mark.parametrize(("max_age", "kind"), [
+    (-1, ValueError), (-0.001, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+    (float("-inf"), ValueError), (True, TypeError), (False, TypeError), ("60", TypeError), ([60], TypeError),
+])
+def test_a_bad_max_age_is_a_type_or_value_error(max_age, kind):
+    sealed_secrets.register({"db": CIPHERTEXT})._client = CountingKms()
+    with pytest.raises(kind, match="max_age"):
+        sealed_secrets.get_secret("db", max_age=max_age)
+    with pytest.raises(kind, match="max_age"):
+        SealedSecrets({"db": CIPHERTEXT}, client=CountingKms()).get_bytes("db", max_age=max_age)
+
+
+@pytest.mark.parametrize("name", [None, 1, b"db", ["db"]])
+def test_a_name_that_is_not_a_string_is_a_type_error(name):
+    with pytest.raises(TypeError, match="secret name must be a str"):
+        sealed_secrets.get_secret(name)  # before anything is registered, too
+    sealed_secrets.register({"db": CIPHERTEXT})
+    for read in (sealed_secrets.get_secret, sealed_secrets.get_secret_bytes, sealed_secrets.get_secret_json):
+        with pytest.raises(TypeError, match="secret name must be a str"):
+            read(name)
+
+
+def test_zero_and_integer_max_ages_are_fine():
+    client = CountingKms()
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=client)
+    assert secrets.get("db", max_age=0) == secrets.get("db", max_age=0) == PLAINTEXT  # 0: always re-opened
+    assert secrets.get("db", max_age=60) == PLAINTEXT
+    assert len(client.calls) == 2
+
+
+@pytest.mark.parametrize("ciphertexts", [None, [("db", CIPHERTEXT)], {"db": BLOB}, {1: CIPHERTEXT}])
+def test_ciphertexts_must_map_names_to_base64_strings(ciphertexts):
+    with pytest.raises(TypeError):
+        SealedSecrets(ciphertexts)
+    with pytest.raises(TypeError):
+        sealed_secrets.register(ciphertexts)
+
+
+def test_registering_a_name_again_with_another_ciphertext_is_an_error():
+    first = sealed_secrets.register({"db": CIPHERTEXT})
+    assert sealed_secrets.register({"db": CIPHERTEXT}) is first  # the same again: nothing changes
+    assert sealed_secrets.register({"api": "QUJD"}) is first and first.names() == ("api", "db")
+    other = base64.b64encode(b"another blob").decode()
+    error = raised(lambda: sealed_secrets.register({"db": other, "new": "QUJD"}))
+    assert isinstance(error, ValueError)
+    assert str(error) == "sealed secret 'db' is already registered with another ciphertext"
+    assert first.names() == ("api", "db")  # nothing half-registered
+
+
+def test_get_secret_before_register_is_a_typed_error():
+    error = raised(lambda: sealed_secrets.get_secret("db"))
+    assert isinstance(error, SecretError) and (error.secret_name, error.code) == ("db", "NotRegistered")
+
+
+def every_kind_of_error() -> list[SecretError]:
+    errors = [
+        raised(lambda: sealed_secrets.get_secret("db")),  # not registered
+        raised(lambda: SealedSecrets({"a": CIPHERTEXT}, client=CountingKms()).get("db")),
+        raised(lambda: SealedSecrets({"db": "%%"}, client=CountingKms()).get("db")),
+        raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=CountingKms(b"\xff")).get("db")),
+        raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=CountingKms(b"{")).get_json("db")),
+        raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=CountingKms(error=TimeoutError())).get("db")),
+    ]
+    client = boto3.client("kms", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        stubber.add_client_error("decrypt", service_error_code="AccessDeniedException")
+        errors.append(raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=client).get("db")))
+    return errors
+
+
+def test_every_error_survives_a_pickle_round_trip_with_its_name_and_code():
+    errors = every_kind_of_error()
+    assert [error.code for error in errors] == ["NotRegistered", "SecretNotFound", "InvalidBase64", "PlaintextNotUtf8",
+                                                "PlaintextNotJson", "TimeoutError", "AccessDeniedException"]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and isinstance(copy, SecretError)
+        assert (copy.secret_name, copy.code, str(copy), copy.args) == (error.secret_name, error.code, str(error), error.args)
+    assert pickle.loads(pickle.dumps(errors[1])).known == ("a",)
+
+
+def test_reprs_name_secrets_and_never_show_values():
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=CountingKms())
+    secrets.get("db")
+    shown = repr(secrets) + repr(secrets._cache) + repr(sealed_secrets._Flight())
+    assert shown == "SealedSecrets(names=['db'])<plaintext cache of 1 secrets><decrypt in flight>"
+    opener = sealed_secrets._StdlibKms("AKID", "the-secret-key", "the-token", "eu-west-1", "https://kms.eu-west-1.amazonaws.com")
+    assert repr(opener) == "<KMS Decrypt over https://kms.eu-west-1.amazonaws.com in eu-west-1>"
+
+
+# ------------------------------------------------------------------------------ the stdlib opener
+
+
+def test_get_secret_opens_with_the_stdlib_through_the_lambda_environment(monkeypatch):
+    with FakeKms(plaintext=PLAINTEXT.encode()) as fake:
+        lambda_environment(monkeypatch, fake)
+        sealed_secrets.register({"db": CIPHERTEXT})
+        assert [sealed_secrets.get_secret("db") for _ in range(5)] == [PLAINTEXT] * 5
+    (received,) = fake.requests
+    assert received.json() == {"CiphertextBlob": CIPHERTEXT, "EncryptionContext": CONTEXT}
+    assert received.header("X-Amz-Target") == "TrentService.Decrypt"
+    assert received.header("X-Amz-Security-Token") == "session-token-example"
+    assert received.header("User-Agent") == "sealed-secrets (stdlib SigV4)"  # not botocore's
+
+
+def test_after_get_secret_neither_boto3_nor_botocore_is_imported():
+    probe = run_probe(sys.executable)
+    assert probe["value"] == PLAINTEXT and probe["modules"] == []
+
+
+def pythons() -> dict[str, str]:
+    """This interpreter and every pyenv Python 3.9+ on the machine, by version."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    for executable in sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3"))):
+        match = re.search(r"versions/3\.(\d+)\.", executable)
+        if match and int(match.group(1)) >= 9:
+            found.setdefault(f"3.{match.group(1)}", executable)
+    return found
+
+
+def run_probe(python: str) -> dict:
+    """get_secret in a fresh interpreter against a fake KMS: the value, the AWS SDK modules imported, timings."""
+    script = (
+        "import json, sys, time\n"
+        "started = time.perf_counter()\n"
+        "import sealed_secrets\n"
+        "imported = time.perf_counter()\n"
+        f"sealed_secrets.register({{'db': {CIPHERTEXT!r}}})\n"
+        "value = sealed_secrets.get_secret('db')\n"
+        "done = time.perf_counter()\n"
+        "sdk = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 's3transfer', 'urllib3'))\n"
+        "print(json.dumps({'value': value, 'modules': sdk, 'import_ms': (imported - started) * 1000,\n"
+        "                  'decrypt_ms': (done - imported) * 1000}))\n"
+    )
+    with FakeKms(plaintext=PLAINTEXT.encode()) as fake:
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAMBDA_DIR), "AWS_ACCESS_KEY_ID": "AKID",
+               "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token", "AWS_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": fake.url, "AWS_LAMBDA_FUNCTION_NAME": "orders-api"}
+        result = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert len(fake.requests) == 1
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("version", sorted(pythons()))
+def test_the_stdlib_path_runs_on_every_python_from_3_9(version):
+    probe = run_probe(pythons()[version])
+    assert probe["value"] == PLAINTEXT and probe["modules"] == []
+
+
+def test_importing_the_helper_touches_no_aws():
     probe = ("import sys; sys.path.insert(0, 'lambda_src'); import sealed_secrets; "
-             "sealed_secrets.register({'a': 'QQ=='}); print(sorted(m for m in sys.modules if m.startswith(('boto', 'urllib3'))))")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+             "sealed_secrets.register({'a': 'QQ=='}); print(sorted(m for m in sys.modules "
+             "if m.startswith(('boto', 'urllib3', 'http.client', 'ssl'))))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=LAMBDA_DIR.parent, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("reply", "code"), [
+    (kms_error("InvalidCiphertextException", f"echo {CIPHERTEXT}"), "InvalidCiphertextException"),
+    (kms_error("com.amazonaws.kms#DisabledException"), "DisabledException"),
+    (kms_error("AccessDeniedException", header_only=True), "AccessDeniedException"),
+    (kms_error("KMSInvalidStateException"), "KMSInvalidStateException"),
+    (kms_error("IncorrectKeyException"), "IncorrectKeyException"),
+    (kms_error("NotFoundException"), "NotFoundException"),
+    (kms_error(f"Bad code {PLAINTEXT}"), "UnrecognizedError"),
+    (Reply(418, b"not json"), "HTTP418"),
+    (Reply(200, json.dumps({"Plaintext": f"!{CIPHERTEXT}"}).encode()), "InvalidResponse"),
+])
+def test_kms_errors_over_the_stdlib_path_keep_todays_messages_and_are_not_retried(monkeypatch, reply, code):
+    with FakeKms(default=reply) as fake:
+        lambda_environment(monkeypatch, fake)
+        sealed_secrets.register({"credential": CIPHERTEXT})
+        error = raised(lambda: sealed_secrets.get_secret("credential"))
+    assert isinstance(error, SecretDecryptionError) and error.code == code
+    assert str(error) == f"could not decrypt sealed secret 'credential': KMS {code}"
+    assert error.__context__ is None and error.__cause__ is None
+    assert len(fake.requests) == 1
+
+
+def test_throttling_and_5xx_are_retried_within_the_attempts(monkeypatch):
+    replies = [kms_error("ThrottlingException"), Reply(503, b"")]
+    with FakeKms(replies, plaintext=PLAINTEXT.encode()) as fake:
+        lambda_environment(monkeypatch, fake)
+        assert SealedSecrets({"db": CIPHERTEXT}).get("db") == PLAINTEXT
+    assert len(fake.requests) == 3 == sealed_secrets.MAX_ATTEMPTS
+    assert len({request.body for request in fake.requests}) == 1  # the same Decrypt each time (re-signed: see SigV4 tier)
+
+
+def test_a_persistent_5xx_gives_up_after_max_attempts(monkeypatch):
+    with FakeKms(default=kms_error("KMSInternalException", status=500)) as fake:
+        lambda_environment(monkeypatch, fake)
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db"))
+    assert error.code == "KMSInternalException" and len(fake.requests) == sealed_secrets.MAX_ATTEMPTS
+
+
+def test_a_refused_connection_is_retried_and_reported(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nobody listens there
+    for name, value in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL_KMS": url}.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db"))
+    assert (error.code, str(error)) == ("ConnectionRefusedError", "could not decrypt sealed secret 'db': KMS ConnectionRefusedError")
+    assert time.monotonic() - started < 2
+
+
+def test_a_hung_kms_costs_at_most_the_budget_with_the_real_figures(monkeypatch):
+    with FakeKms(default=Reply(hang=True)) as fake:
+        lambda_environment(monkeypatch, fake)
+        started = time.monotonic()
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db"))
+        elapsed = time.monotonic() - started
+    assert error.code == "TimeoutError" and str(error) == "could not decrypt sealed secret 'db': KMS TimeoutError"
+    assert len(fake.requests) == sealed_secrets.MAX_ATTEMPTS  # every attempt was made, each read timed out
+    assert sealed_secrets.BUDGET_SECONDS - 1.5 < elapsed <= sealed_secrets.BUDGET_SECONDS + 0.3
+
+
+def test_tls_is_verified_and_aws_ca_bundle_is_honoured(monkeypatch, tmp_path):
+    certificate, key = self_signed_certificate(tmp_path)
+    with FakeKms(plaintext=PLAINTEXT.encode(), tls=(certificate, key)) as fake:
+        lambda_environment(monkeypatch, fake)
+        assert fake.url.startswith("https://")
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db"))
+        assert error.code == "SSLCertVerificationError" and fake.requests == []  # and not retried
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate))
+        assert SealedSecrets({"db": CIPHERTEXT}).get("db") == PLAINTEXT
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(("variable", "value", "code"), [
+    ("AWS_ENDPOINT_URL", "ftp://127.0.0.1:1", "InvalidEndpointUrl"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:notaport", "InvalidEndpointUrl"),
+    ("AWS_REGION", "us-east-1/../evil", "InvalidRegion"),
+])
+def test_a_bad_endpoint_or_region_is_a_typed_error(monkeypatch, variable, value, code):
+    for name, setting in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_REGION": "us-east-1",
+                          variable: value}.items():
+        monkeypatch.setenv(name, setting)
+    assert raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db")).code == code
+
+
+# ------------------------------------------------------------------------------ the boto3 fallback
+
+
+def test_without_credentials_in_the_environment_boto3_opens_it(monkeypatch, tmp_path):
+    """A laptop with a profile: no AWS_ACCESS_KEY_ID, so boto3 finds the credentials and signs."""
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n")
+    with FakeKms(plaintext=PLAINTEXT.encode()) as fake:
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+        monkeypatch.setenv("AWS_REGION", "eu-west-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
+        assert SealedSecrets({"db": CIPHERTEXT}).get("db") == PLAINTEXT
+    (received,) = fake.requests
+    assert "Botocore/" in received.header("User-Agent") and "Credential=AKIDPROFILE/" in received.header("Authorization")
+    assert received.json() == {"CiphertextBlob": CIPHERTEXT, "EncryptionContext": CONTEXT}
+
+
+def test_the_fallback_client_has_the_budgets_figures(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    config = sealed_secrets._default_kms_client().meta.config
+    assert config.retries == {"total_max_attempts": sealed_secrets.MAX_ATTEMPTS, "mode": "standard"}
+    assert (config.connect_timeout, config.read_timeout) == (sealed_secrets.CONNECT_TIMEOUT_SECONDS,
+                                                            sealed_secrets.READ_TIMEOUT_SECONDS)
+
+
+def test_a_slow_client_of_the_handlers_own_cannot_hold_a_caller_past_the_budget(monkeypatch):
+    monkeypatch.setattr(sealed_secrets, "BUDGET_SECONDS", 0.5)
+    gate = threading.Event()
+    client = CountingKms(gates={BLOB: gate})
+    try:
+        started = time.monotonic()
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=client).get("db"))
+        elapsed = time.monotonic() - started
+    finally:
+        gate.set()
+    assert error.code == "TimeoutError" and 0.45 < elapsed < 0.8
+
+
+# ------------------------------------------------------------------------------ locks: per secret, one flight
+
+
+def read_together(read: Callable[[], object], threads: int = 16) -> list[object]:
+    barrier = threading.Barrier(threads)
+    results: list[object] = [None] * threads
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = read()
+        except SecretError as error:
+            results[index] = error
+
+    workers = [threading.Thread(target=run, args=(index,)) for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    return results
+
+
+def test_concurrent_first_reads_of_one_secret_make_one_decrypt():
+    client = CountingKms(delay=0.2)
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=client)
+    assert read_together(lambda: secrets.get("db")) == [PLAINTEXT] * 16
+    assert len(client.calls) == 1
+
+
+def test_concurrent_first_reads_share_one_stdlib_decrypt_and_its_failure_too(monkeypatch):
+    with FakeKms(default=Reply(200, decrypted(PLAINTEXT.encode()).body, delay=0.2)) as fake:
+        lambda_environment(monkeypatch, fake)
+        secrets = SealedSecrets({"db": CIPHERTEXT})
+        assert read_together(lambda: secrets.get("db")) == [PLAINTEXT] * 16
+    assert len(fake.requests) == 1
+    with FakeKms(default=Reply(400, b'{"__type": "AccessDeniedException"}', delay=0.2)) as fake:
+        lambda_environment(monkeypatch, fake)
+        secrets = SealedSecrets({"db": CIPHERTEXT})
+        results = read_together(lambda: secrets.get("db"))
+    assert {(type(error), error.code) for error in results} == {(SecretDecryptionError, "AccessDeniedException")}
+    assert len({id(error) for error in results}) == 16  # each caller raises its own error object
+    assert len(fake.requests) == 1
+
+
+def test_a_slow_secret_does_not_block_another():
+    slow_blob = b"slow" + BLOB
+    gate = threading.Event()
+    client = CountingKms(gates={slow_blob: gate})
+    secrets = SealedSecrets({"slow": base64.b64encode(slow_blob).decode(), "fast": CIPHERTEXT}, client=client)
+    slow_reader = threading.Thread(target=lambda: secrets.get("slow"))
+    slow_reader.start()
+    try:
+        while slow_blob not in client.calls:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert secrets.get("fast") == PLAINTEXT
+        assert time.monotonic() - started < 0.5 and slow_reader.is_alive()
+    finally:
+        gate.set()
+        slow_reader.join(10)
+
+
+def test_nobody_waits_past_the_budget_behind_a_hung_decrypt(monkeypatch):
+    monkeypatch.setattr(sealed_secrets, "BUDGET_SECONDS", 0.6)
+    monkeypatch.setattr(sealed_secrets, "READ_TIMEOUT_SECONDS", 0.25)
+    with FakeKms(default=Reply(hang=True)) as fake:
+        lambda_environment(monkeypatch, fake)
+        secrets = SealedSecrets({"db": CIPHERTEXT})
+
+        def timed_read() -> tuple[object, float]:
+            started = time.monotonic()
+            try:
+                secrets.get("db")
+            except SecretDecryptionError as error:
+                return error.code, time.monotonic() - started
+            return "no error", 0.0
+
+        results = read_together(timed_read, threads=6)
+    assert {code for code, _ in results} == {"TimeoutError"}
+    assert max(elapsed for _, elapsed in results) <= 0.6 + 0.3
+    assert 1 <= len(fake.requests) <= sealed_secrets.MAX_ATTEMPTS  # only the leader asked KMS
+
+
+def test_waiters_give_up_at_the_budget_even_if_the_leader_never_returns(monkeypatch):
+    """Defence in depth: whatever holds up the first reader, the others stop waiting at the budget."""
+    monkeypatch.setattr(sealed_secrets, "BUDGET_SECONDS", 0.4)
+    gate = threading.Event()
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=CountingKms())
+    monkeypatch.setattr(secrets, "_decrypt", lambda name: (gate.wait(30), (None, "Stuck"))[1])
+    leader = threading.Thread(target=lambda: raised(lambda: secrets.get("db")))
+    leader.start()
+    try:
+        while not secrets._flights:
+            time.sleep(0.01)
+        started = time.monotonic()
+        error = raised(lambda: secrets.get("db"))
+        assert error.code == "TimeoutError" and time.monotonic() - started < 0.4 + 0.2
+    finally:
+        gate.set()
+        leader.join(10)
+
+
+# ------------------------------------------------------------------------------ leaks
+
+
+NON_UTF8 = b"\xff\xfe-binary-key-marker-\x80\x81"
+NOT_JSON = f"password {PLAINTEXT} is not json".encode()
+BLOBS = {name: BLOB + name.encode() for name in ("ok", "refused", "binary", "text")}
+PLAINTEXTS = {"ok": PLAINTEXT.encode(), "binary": NON_UTF8, "text": NOT_JSON}
+SECRET_VALUES = [*BLOBS.values(), *PLAINTEXTS.values()]
+
+
+def renderings(secret: bytes) -> set[str]:
+    """The forms in which a secret could show up: raw, hex, base64, and as a bytes repr shows it."""
+    forms = {secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode(),
+             base64.urlsafe_b64encode(secret).decode(), base64.b64encode(secret).decode().rstrip("="),
+             repr(secret)[2:-1], secret.decode("latin-1")}
+    try:
+        forms.add(secret.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    return forms
+
+
+NEEDLES = sorted({form for secret in SECRET_VALUES for form in renderings(secret)} |
+                 {"sealed-ciphertext-marker", "correct-horse-battery-staple", "binary-key-marker"}, key=len)
+
+
+def leaks_in(text: str) -> list[str]:
+    return [needle for needle in NEEDLES if needle in text]
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(name)s %(threadName)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(f"{self.format(record)} {record.__dict__!r}" for record in self.records)
+
+
+def debug_everything() -> None:
+    """The root logger and every logger there is, at DEBUG (done after import and after each call)."""
+    logging.getLogger().setLevel(logging.DEBUG)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(logging.DEBUG)
+            logger.disabled = False
+
+
+@pytest.fixture
+def recorder():
+    recorder = Recorder()
+    root = logging.getLogger()
+    saved = (root.level, {name: (logger.level, logger.disabled) for name, logger in logging.Logger.manager.loggerDict.items()
+                          if isinstance(logger, logging.Logger)})
+    root.addHandler(recorder)
+    debug_everything()
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(saved[0])
+    for name, (level, disabled) in saved[1].items():
+        logging.getLogger(name).setLevel(level)
+        logging.getLogger(name).disabled = disabled
+
+
+def fake_kms_answer(received: Captured) -> Reply:
+    """The fake KMS opens each test blob like KMS would; its errors echo the secrets back, as a hostile
+    or verbose endpoint might."""
+    blob = base64.b64decode(received.json()["CiphertextBlob"])
+    name = next(name for name, candidate in BLOBS.items() if candidate == blob)
+    if name == "refused":
+        echo = f"{base64.b64encode(blob).decode()} {PLAINTEXT} {blob.hex()}"
+        return kms_error("InvalidCiphertextException", echo)
+    return decrypted(PLAINTEXTS[name])
+
+
+def stubbed_client() -> tuple[object, Stubber]:
+    client = boto3.client("kms", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    context = {"EncryptionContext": CONTEXT}
+    stubber.add_response("decrypt", {"Plaintext": PLAINTEXTS["ok"]}, {"CiphertextBlob": BLOBS["ok"], **context})
+    stubber.add_client_error("decrypt", "InvalidCiphertextException", f"echo {base64.b64encode(BLOBS['refused']).decode()} {PLAINTEXT}",
+                             expected_params={"CiphertextBlob": BLOBS["refused"], **context})
+    stubber.add_response("decrypt", {"Plaintext": PLAINTEXTS["binary"]}, {"CiphertextBlob": BLOBS["binary"], **context})
+    stubber.add_response("decrypt", {"Plaintext": PLAINTEXTS["text"]}, {"CiphertextBlob": BLOBS["text"], **context})
+    stubber.activate()
+    return client, stubber
+
+
+def secrets_for(path: str, fake: FakeKms, monkeypatch, tmp_path: Path) -> SealedSecrets:
+    ciphertexts = {name: base64.b64encode(blob).decode() for name, blob in BLOBS.items()}
+    if path == "stdlib":
+        lambda_environment(monkeypatch, fake)
+        # a class-wide http.client debuglevel would print the request; the opener turns it off per connection
+        import http.client
+        monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)
+        return SealedSecrets(ciphertexts)
+    if path == "stubber":
+        return SealedSecrets(ciphertexts, client=stubbed_client()[0])
+    if path == "botocore-client":  # a real client of the handler's own, over HTTP, botocore logging at DEBUG
+        client = boto3.client("kms", region_name="us-east-1", endpoint_url=fake.url,
+                              aws_access_key_id="AKID", aws_secret_access_key="secret")
+        return SealedSecrets(ciphertexts, client=client)
+    assert path == "boto3-fallback"  # no credentials in the environment: a profile, through boto3
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKID\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
+    return SealedSecrets(ciphertexts)
+
+
+@pytest.mark.parametrize("path", ["stdlib", "stubber", "botocore-client", "boto3-fallback"])
+def test_nothing_leaks_at_debug_into_logs_output_errors_or_traceback_locals(path, recorder, capfd, monkeypatch, tmp_path):
+    with FakeKms(default=fake_kms_answer) as fake:
+        secrets = secrets_for(path, fake, monkeypatch, tmp_path)
+        debug_everything()
+        assert secrets.get("ok") == PLAINTEXT
+        debug_everything()
+        errors = []
+        for read in (lambda: secrets.get("refused"), lambda: secrets.get("binary"), lambda: secrets.get_json("text")):
+            errors.append(raised(read))
+            debug_everything()
+        assert secrets.get_bytes("binary") == NON_UTF8 and secrets.get("text") == NOT_JSON.decode()
+    assert [(type(error), error.code) for error in errors] == [
+        (SecretDecryptionError, "InvalidCiphertextException"), (SecretDecryptionError, "PlaintextNotUtf8"),
+        (SecretDecryptionError, "PlaintextNotJson")]
+    if path != "stubber":
+        assert len(fake.requests) == 4
+    out, err = capfd.readouterr()
+    assert leaks_in(out + err) == []
+    assert leaks_in(recorder.text()) == []
+    for error in errors:
+        rendered = "".join(traceback.TracebackException(type(error), error, error.__traceback__,
+                                                        capture_locals=True).format())
+        assert "self = SealedSecrets(names=" in rendered  # the frames' locals are really in it
+        assert leaks_in(rendered) == [] and leaks_in(str(error) + repr(error)) == []
+        assert leaks_in(pickle.dumps(error).decode("latin-1")) == []
+        assert error.__context__ is None and error.__cause__ is None
+
+
+def test_the_leak_detector_sees_what_botocore_logs_at_debug(recorder):
+    """Called directly, botocore logs the Decrypt bodies at DEBUG, and the leak check sees them: what the
+    runtime helper prevents is real."""
+    with FakeKms(default=fake_kms_answer) as fake:
+        client = boto3.client("kms", region_name="us-east-1", endpoint_url=fake.url,
+                              aws_access_key_id="AKID", aws_secret_access_key="secret")
+        debug_everything()
+        client.decrypt(CiphertextBlob=BLOBS["ok"], EncryptionContext=CONTEXT)
+    found = leaks_in(recorder.text())
+    assert base64.b64encode(BLOBS["ok"]).decode() in found and base64.b64encode(PLAINTEXTS["ok"]).decode() in found
+
+
+def test_the_fallback_quiets_only_its_own_threads(recorder):
+    """The handler's own botocore logs (other threads) still flow after the helper used boto3."""
+    secrets = SealedSecrets({"db": CIPHERTEXT}, client=CountingKms())
+    secrets.get("db")
+    logging.getLogger("botocore.endpoint").debug("the application's own record")
+    assert "the application's own record" in recorder.text()
+
+
+# ------------------------------------------------------------------------------ the budget, as documented
+
+
+def test_the_budget_fits_under_the_modules_default_timeout(root):
+    variables = (root / "variables.tf").read_text()
+    default = re.search(r'variable "timeout" \{.*?default\s*=\s*(\d+)', variables, re.S)
+    assert default and sealed_secrets.BUDGET_SECONDS < int(default.group(1))
+    assert sealed_secrets.BUDGET_SECONDS >= sealed_secrets.CONNECT_TIMEOUT_SECONDS + sealed_secrets.READ_TIMEOUT_SECONDS
+    assert sealed_secrets.MAX_ATTEMPTS >= 2
+
+
+def budget_sentence() -> str:
+    s = sealed_secrets
+    return (f"at most {s.MAX_ATTEMPTS} attempts, {s.CONNECT_TIMEOUT_SECONDS:g} s to connect and "
+            f"{s.READ_TIMEOUT_SECONDS:g} s to read each, within {s.BUDGET_SECONDS:g} s in all")
+
+
+def test_the_readme_states_the_budget_the_code_has(root):
+    readme = " ".join((root / "README.md").read_text().split())  # line breaks in the README do not matter
+    assert budget_sentence() in readme
