@@ -1,14 +1,21 @@
-"""build.py: rendering, determinism, and every bad input (one error line, exit 2, nothing written)."""
+"""build.py without the network: rendering, the source folder rule (and Terraform's agreement with it),
+template names, determinism, and every bad input (one error line, exit 2, nothing written, no blob echoed).
+Dependencies with real pip and PyPI are in test_build_dependencies.py."""
 
 from __future__ import annotations
 
 import ast
 import base64
+import io
+import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,15 +24,34 @@ import build
 
 BLOB = bytes(range(256)) * 2  # stands in for a KMS CiphertextBlob
 BLOB_B64 = base64.b64encode(BLOB).decode()
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TREE = FIXTURES / "source_tree"
+# What the fixture folder packages: everything but dotfiles and dot-directories, at any depth.
+TREE_FILES = ["README.md", "app/__init__.py", "app/core.py", "app/data/config.json", "app/data/données [1].txt",
+              "app/sub/__init__.py", "app/sub/deep/__init__.py", "app/sub/deep/leaf.py", "handler.py.tmpl"]
 
 
 def run_build(*args: str, cwd: Path, env: dict[str, str] | None = None, umask: int | None = None,
-              script: Path | None = None) -> subprocess.CompletedProcess[str]:
+              script: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(script or build.HERE / "build.py"), *args],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )
+
+
+def copy_tree(destination: Path) -> Path:
+    """The fixture source folder, plus the bytecode that a local run leaves (never committed)."""
+    shutil.copytree(TREE, destination)
+    (destination / "app" / "__pycache__").mkdir()
+    (destination / "app" / "__pycache__" / "core.cpython-313.pyc").write_bytes(b"\x00bytecode")
+    (destination / "stray.pyc").write_bytes(b"\x00bytecode")
+    return destination
+
+
+def zip_names(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.namelist()
 
 
 # --- pure functions ------------------------------------------------------------------------
@@ -43,11 +69,14 @@ def test_render_requires_exactly_one_placeholder(template):
 
 
 def test_shipped_template_renders_to_valid_python_that_registers_the_ciphertexts(root):
+    # lambda_src is the default source folder: its sealed_secrets.py IS the helper, not a conflict.
     entries = build.package_entries(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64})
-    assert sorted(entries) == ["handler.py", "sealed_secrets.py"]
+    assert "handler.py.tmpl" not in entries
+    assert {"handler.py", "sealed_secrets.py"} <= set(entries)
+    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
     tree = ast.parse(entries["handler.py"])
     literal = next(node.value for node in tree.body
-                   if isinstance(node, ast.Assign) and node.targets[0].id == "SEALED_CIPHERTEXTS")
+                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SEALED_CIPHERTEXTS")
     assert ast.literal_eval(literal) == {"credential": BLOB_B64}
 
 
@@ -59,32 +88,281 @@ def test_collect_canonicalises_base64_and_reads_raw_blob_files(tmp_path):
 
 
 def test_zip_has_fixed_order_times_and_modes():
-    data = build.build_zip({"z.py": b"z", "a.py": b"a"})
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as archive:
+    data = build.build_zip({"z.py": b"z", "a.py": b"a", "bin/tool": b"#!"}, {"bin/tool"})
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         infos = archive.infolist()
-    assert [info.filename for info in infos] == ["a.py", "z.py"]
+    assert [info.filename for info in infos] == ["a.py", "bin/tool", "z.py"]  # files only, no directory entries
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
-    assert {info.external_attr >> 16 for info in infos} == {0o100644}
-    assert build.build_zip({"a.py": b"a", "z.py": b"z"}) == data
+    assert {info.filename: info.external_attr >> 16 for info in infos} == {
+        "a.py": 0o100644, "bin/tool": 0o100755, "z.py": 0o100644}
+    assert {info.compress_type for info in infos} == {zipfile.ZIP_DEFLATED}
+    assert build.build_zip({"bin/tool": b"#!", "a.py": b"a", "z.py": b"z"}, {"bin/tool"}) == data
 
 
 def test_code_sha256_is_lambdas_base64_form():
     assert build.code_sha256(b"") == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
 
+# --- build_rules.json: the one place the rules are written ------------------------------------
+
+def test_the_rules_come_from_build_rules_json_and_nowhere_else(root):
+    raw = json.loads((root / "build_rules.json").read_text())
+    assert set(raw) == {"exclude", "secret_name"}
+    assert build.rules().exclude.pattern == raw["exclude"]
+    assert build.rules().secret_name.pattern == raw["secret_name"]
+    assert raw["secret_name"] not in (root / "build.py").read_text()  # not written a second time
+    assert raw["exclude"] not in (root / "build.py").read_text()
+
+
+@pytest.mark.parametrize("path, excluded", [
+    (".env", True), (".git/config", True), ("app/.hidden/x.py", True), ("a/b/.DS_Store", True),
+    ("__pycache__/m.cpython-313.pyc", True), ("app/__pycache__/notes.txt", True), ("stray.pyc", True),
+    ("app/deep/m.pyc", True), ("handler.py", False), ("app/data/config.json", False), ("a.b/c.py", False),
+    ("my__pycache__/x.py", False), ("app/x.pyc.txt", False), ("app/x.pyco", False)
+])
+def test_the_exclude_rule(path, excluded):
+    assert (build.rules().exclude.search(path) is not None) is excluded
+
+
+def test_source_files_is_the_whole_folder_less_dotfiles_bytecode_and_nothing_else(tmp_path):
+    source = copy_tree(tmp_path / "src")
+    assert build.source_files(source) == TREE_FILES
+
+
+@pytest.mark.terraform
+def test_terraform_computes_the_same_file_list_from_the_same_rule(tmp_path, root):
+    """The module's fingerprint uses fileset() filtered by the rule; it must list what build.py packages."""
+    source = copy_tree(tmp_path / "src")
+    expression = (f'jsonencode([for f in fileset("{source}", "**") : f '
+                  f'if !can(regex(jsondecode(file("{root / "build_rules.json"}")).exclude, f))])\n')
+    result = subprocess.run(["terraform", "console"], input=expression, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(json.loads(result.stdout.strip()))) == build.source_files(source) == TREE_FILES
+
+
+def test_links_are_refused_not_followed_unless_the_rule_leaves_them_out(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the source folder")
+    (source / ".venv" / "bin").mkdir(parents=True)
+    (source / ".venv" / "bin" / "python").symlink_to(sys.executable)  # left out by the rule: fine
+    (source / ".venv" / "lib64").symlink_to(outside)
+    os.mkfifo(source / ".venv" / "pipe")
+    assert build.source_files(source) == TREE_FILES
+    for name, target in [("app/linked.txt", outside / "secret.txt"), ("app/linked_dir", outside),
+                         ("dangling.py", tmp_path / "nowhere")]:
+        (source / name).symlink_to(target)
+        with pytest.raises(build.BuildError, match="symbolic link"):
+            build.source_files(source)
+        (source / name).unlink()
+
+
+def test_special_files_and_odd_names_are_refused(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    os.mkfifo(source / "app" / "pipe")
+    with pytest.raises(build.BuildError, match="not a regular file"):
+        build.source_files(source)
+    (source / "app" / "pipe").unlink()
+    for name in ["new\nline.txt", "back\\slash.txt", os.fsdecode(b"latin1-\xe9.txt")]:
+        (source / name).write_text("x")
+        with pytest.raises(build.BuildError, match="rename it"):
+            build.source_files(source)
+        (source / name).unlink()
+
+
+@pytest.mark.parametrize("name, module", [("handler.py.tmpl", "handler"), ("api_v2.py.tmpl", "api_v2"),
+                                          ("_private.py.tmpl", "_private"), ("match.py.tmpl", "match")])
+def test_template_names_give_an_importable_module(name, module):
+    assert build.handler_module(Path(name)) == module
+
+
+@pytest.mark.parametrize("name", ["a.b.py.tmpl", "1x.py.tmpl", "class.py.tmpl", "my-handler.py.tmpl",
+                                  "héllo.py.tmpl", "handler.tmpl", "handler.py", ".py.tmpl",
+                                  "sealed_secrets.py.tmpl"])
+def test_template_names_that_lambda_cannot_import_or_that_shadow_the_helper_are_refused(name):
+    with pytest.raises(build.BuildError, match="cannot import|must end in|runtime helper"):
+        build.handler_module(Path(name))
+
+
+def test_a_whole_source_folder_is_packaged_with_the_rendered_handler_and_the_helper(tmp_path, root):
+    source = copy_tree(tmp_path / "src")
+    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", "sealed_secrets.py"]
+    assert sorted(entries) == sorted(expected)
+    assert entries["app/data/données [1].txt"] == "donnée\n".encode()
+    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert "Grüße" in entries["handler.py"].decode("utf-8")  # a UTF-8 template with non-ASCII comments
+
+
+def test_the_unzipped_package_imports_its_subpackages_and_reads_its_data(tmp_path):
+    source = copy_tree(tmp_path / "src")
+    unpacked = tmp_path / "task"
+    with zipfile.ZipFile(io.BytesIO(build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})[0])) as z:
+        z.extractall(unpacked)
+    probe = "import json, handler; print(json.dumps(handler.handler({}, None), sort_keys=True))"
+    result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(unpacked)!r}); {probe}"],
+                            capture_output=True, text=True, cwd=unpacked, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"names": ["token"], "core": "core", "leaf": 3,
+                                         "config": {"greeting": "hello"}}
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("handler.py", "x = 1\n", "shadow the handler"),
+    ("handler/__init__.py", "", "shadow the handler"),
+    ("handler.cpython-313-x86_64-linux-gnu.so", "", "shadow the handler"),
+    ("sealed_secrets.py", "def get_secret(name): return 'pwned'\n", "replace the runtime helper"),
+    ("sealed_secrets/__init__.py", "", "shadow the runtime helper"),
+])
+def test_nothing_in_the_source_folder_may_shadow_the_handler_or_the_helper(tmp_path, name, content, message):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_text(content)
+    with pytest.raises(build.BuildError, match=message):
+        build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+def test_a_copy_of_the_helper_in_the_source_folder_is_the_helper(tmp_path, root):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    shutil.copy(root / "lambda_src" / "sealed_secrets.py", source / "sealed_secrets.py")
+    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+
+
+def test_dependencies_may_not_collide_with_the_source():
+    source = build.Tree({"util.py": b"", "handler.py": b"", "sealed_secrets.py": b""}, frozenset(), {})
+    for dependency in ["util.py", "util/__init__.py", "handler/__init__.py", "sealed_secrets.cpython-313.so"]:
+        deps = build.Tree({dependency: b""}, frozenset(), {dependency.split("/")[0]: "evil==1.0"})
+        with pytest.raises(build.BuildError, match="evil==1.0.*collides"):
+            build.merge(source, deps)
+    merged = build.merge(source, build.Tree({"idna/__init__.py": b"x"}, frozenset({"idna/__init__.py"}), {}))
+    assert sorted(merged.files) == ["handler.py", "idna/__init__.py", "sealed_secrets.py", "util.py"]
+    assert merged.executables == {"idna/__init__.py"}
+
+
+# --- requirements.txt and the pip command (no network here) ----------------------------------
+
+def test_requirements_must_be_a_full_lock_of_exact_pins():
+    text = ("# a pip-compile lock\n"
+            "Jinja2==3.1.4 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n    --hash=sha256:" + "cd" * 32 + "\n"
+            "    # via -r requirements.in\n"
+            "markupsafe == 3.0.2  # inline comment\n"
+            "requests[socks]==2.32.3\n"
+            'exceptiongroup==1.2.2 ; python_version < "3.11"\n'
+            "zope.interface==7.1.1\n\n")
+    assert build.parse_requirements(text) == {"jinja2": "3.1.4", "markupsafe": "3.0.2", "requests": "2.32.3",
+                                              "exceptiongroup": "1.2.2", "zope-interface": "7.1.1"}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("requests", "requests is not pinned"), ("requests>=2.0", "requests is not pinned"),
+    ("requests==2.*", "requests is not pinned"), ("requests~=2.32", "requests is not pinned"),
+    ("requests===2.32.3", "requests is not pinned"), ("requests==2.32.3,<3", "requests is not pinned"),
+    ("-r other.txt", "option -r is not accepted"), ("--index-url https://user:token@mirror/simple", "option --index-url"),
+    ("-e .", "option -e"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"), ("./local", "URLs and paths"),
+])
+def test_unpinned_lines_and_options_are_refused_by_line_without_echoing_them(line, message):
+    with pytest.raises(build.BuildError, match=re.escape(message)) as raised:
+        build.parse_requirements(f"idna==3.10\n{line}\n")
+    assert "line 2" in str(raised.value)
+    assert "token" not in str(raised.value)
+
+
+def test_platform_tags_follow_the_runtimes_amazon_linux():
+    al2023 = build.platform_tags("python3.12", "x86_64")
+    assert al2023[0] == "manylinux_2_34_x86_64" and al2023[-1] == "manylinux1_x86_64"
+    assert {"manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux2010_x86_64"} <= set(al2023)
+    al2 = build.platform_tags("python3.11", "arm64")
+    assert al2[0] == "manylinux_2_26_aarch64" and al2[-1] == "manylinux2014_aarch64"
+    assert not any("2_27" in tag or "2_34" in tag or "x86_64" in tag for tag in al2)
+    assert build.platform_tags("python3.9", "x86_64")[0] == "manylinux_2_26_x86_64"
+
+
+def test_pip_runs_as_an_argument_list_for_the_target_not_the_host(tmp_path):
+    command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64")
+    assert command[:2] == ["/py", "-c"]
+    assert {"install", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp", "--abi=cp312",
+            "--no-compile", "--platform=manylinux_2_34_aarch64", f"--requirement={tmp_path / 'req s.txt'}"} <= set(command)
+    markers = json.loads(command[3])
+    assert markers["python_version"] == "3.12" and markers["platform_machine"] == "aarch64"
+    assert markers["sys_platform"] == "linux"
+
+
+def test_pip_sees_the_index_settings_but_nothing_that_changes_what_it_installs():
+    env = build.pip_environment({"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
+                                 "PIP_CONSTRAINT": "/etc/c.txt", "PIP_NO_BINARY": ":all:", "PIP_PRE": "1",
+                                 "PIP_NO_DEPS": "1", "PYTHONPATH": "/evil", "PIP_TARGET": "/x", "AWS_SECRET": "s"})
+    assert env == {"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
+                   "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+                   "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def test_the_cache_folder_follows_the_documented_order(tmp_path):
+    assert build.default_cache_dir({"SEALED_BUILD_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/b"}) == Path("/a")
+    assert build.default_cache_dir({"XDG_CACHE_HOME": "/b"}) == Path("/b/sealed-lambda-build")
+    assert build.default_cache_dir({}) == Path.home() / ".cache" / "sealed-lambda-build"
+
+
+def test_the_cache_key_names_the_lock_the_runtime_and_the_architecture():
+    key = build.cache_key(b"idna==3.10\n", "python3.13", "x86_64")
+    assert key == build.cache_key(b"idna==3.10\n", "python3.13", "x86_64")
+    assert len({key, build.cache_key(b"idna==3.9\n", "python3.13", "x86_64"),
+                build.cache_key(b"idna==3.10\n", "python3.12", "x86_64"),
+                build.cache_key(b"idna==3.10\n", "python3.13", "arm64")}) == 4
+
+
+def test_a_cache_entry_round_trips_and_a_damaged_or_foreign_one_is_a_miss(tmp_path):
+    tree = build.Tree({"pkg/__init__.py": b"x", "pkg/tool": b"#!"}, frozenset({"pkg/tool"}), {"pkg": "pkg==1.0"})
+    entry = tmp_path / "cache" / "deps-k.zip"
+    build.store_cached(entry, "k", tree)
+    assert build.load_cached(entry, "k") == tree
+    assert build.load_cached(entry, "other key") is None
+    entry.write_bytes(entry.read_bytes()[:100])
+    assert build.load_cached(entry, "k") is None
+    assert build.load_cached(tmp_path / "absent.zip", "k") is None
+
+
+def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
+    mb = 2**20
+    sizes = {"numpy/core.so": 200 * mb, "numpy/x.py": 10 * mb, "idna/__init__.py": 5 * mb, "app.py": mb}
+    message = build._over_limit("the package is 226492416 bytes unzipped", 100 * mb, "unzipped", sizes,
+                                {"numpy": "numpy==2.1.3", "idna": "idna==3.10"})
+    assert message == ("the package is 226492416 bytes unzipped, over Lambda's unzipped limit of 104857600 bytes "
+                       "(largest: numpy==2.1.3 210.00 MB, idna==3.10 5.00 MB, the source folder 1.00 MB); drop "
+                       "packages from requirements.txt, move them to a Lambda layer, or shrink the source folder")
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    (source / "app" / "data" / "noise.bin").write_bytes(os.urandom(300_000))
+    monkeypatch.setattr(build, "MAX_ZIPPED_BYTES", 200_000)
+    with pytest.raises(build.BuildError, match=r"the zip is 3\d{5} bytes, over Lambda's zipped \(direct upload\) "
+                                               r"limit of 200000 bytes \(largest: the source folder 0\.3"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+    monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 250_000)
+    with pytest.raises(build.BuildError, match=r"over Lambda's unzipped limit of 250000 \(largest: app/data/noise\.bin"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
 # --- the CLI -------------------------------------------------------------------------------
 
 def copy_project(destination: Path, root: Path) -> Path:
     shutil.copy2(root / "build.py", destination / "build.py")
+    shutil.copy2(root / "build_rules.json", destination / "build_rules.json")
     shutil.copytree(root / "lambda_src", destination / "lambda_src", ignore=shutil.ignore_patterns("__pycache__"))
     return destination / "build.py"
 
 
 def test_cli_writes_the_zip_and_prints_its_hash_last(tmp_path, root):
-    result = run_build("--ciphertext", f"credential={BLOB_B64}", "--output", "out/fn.zip", cwd=tmp_path)
+    result = run_build(f"--ciphertext=credential={BLOB_B64}", "--output=out/fn.zip", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = (tmp_path / "out" / "fn.zip").read_bytes()
     assert result.stdout.splitlines()[-1] == build.code_sha256(data)
+    assert result.stderr == ""
     assert oct((tmp_path / "out" / "fn.zip").stat().st_mode & 0o777) == oct(0o644)
 
 
@@ -92,69 +370,195 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
     first, second = tmp_path / "first", tmp_path / "second dir"
     first.mkdir(), second.mkdir()
     script_a, script_b = copy_project(first, root), copy_project(second, root)
-    for path in (second / "lambda_src").iterdir():
-        os.utime(path, (1_000_000_000, 1_000_000_000))
-    args = ("--ciphertext", f"credential={BLOB_B64}", "--output", "dist/lambda.zip")
-    a = run_build(*args, cwd=first, script=script_a, env={"TZ": "UTC"}, umask=0o022)
-    b = run_build(*args, cwd=second, script=script_b, env={"TZ": "Pacific/Kiritimati"}, umask=0o077)
-    assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
-    zip_a, zip_b = (first / "dist/lambda.zip").read_bytes(), (second / "dist/lambda.zip").read_bytes()
-    assert zip_a == zip_b
-    assert a.stdout == b.stdout
+    copy_tree(first / "src")
+    tree_b = copy_tree(second / "src")
+    for path in [*(second / "lambda_src").iterdir(), *tree_b.rglob("*")]:
+        os.utime(path, (1_000_000_000, 1_000_000_000), follow_symlinks=False)
+        path.chmod(0o700 if path.is_dir() else 0o600)  # what a checkout under umask 077 gives
+    for args in [(), ("--template=src/handler.py.tmpl",)]:
+        common = (f"--ciphertext=credential={BLOB_B64}", "--output=dist/lambda.zip", *args)
+        a = run_build(*common, cwd=first, script=script_a, env={"TZ": "UTC"}, umask=0o022)
+        b = run_build(*common, cwd=second, script=script_b, env={"TZ": "Pacific/Kiritimati"}, umask=0o077)
+        assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
+        assert (first / "dist/lambda.zip").read_bytes() == (second / "dist/lambda.zip").read_bytes()
+        assert a.stdout == b.stdout
+
+
+def pythons() -> list[Path]:
+    """Every CPython 3.9+ that pyenv has here (found, not hard-coded)."""
+    pyenv = shutil.which("pyenv")
+    root = os.environ.get("PYENV_ROOT") or (subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
+                                            if pyenv else "")
+    found = {}
+    for python in sorted(Path(root, "versions").glob("3.*/bin/python3")) if root else []:
+        minor = int(python.parent.parent.name.split(".")[1])
+        if minor >= 9:
+            found[minor] = python
+    return list(found.values())
+
+
+def test_every_supported_python_builds_the_same_bytes(tmp_path):
+    """Terraform runs build.py with the user's python3: 3.9 to 3.13 must agree byte for byte."""
+    interpreters = pythons()
+    if len(interpreters) < 2:
+        pytest.skip("pyenv has fewer than two Pythons 3.9+ here")
+    source = copy_tree(tmp_path / "src")
+    digests = set()
+    for python in interpreters:
+        result = subprocess.run([str(python), str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
+                                 f"--template={source / 'handler.py.tmpl'}", f"--output={tmp_path / python.parent.parent.name}.zip"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (python, result.stderr)
+        digests.add(result.stdout.splitlines()[-1])
+    assert len(digests) == 1, interpreters
+
+
+def test_a_changed_data_file_rebuilds_and_touched_bytecode_does_not(tmp_path):
+    source = copy_tree(tmp_path / "src")
+    template, ciphertexts = source / "handler.py.tmpl", {"token": BLOB_B64}
+    before, _ = build.build_package(template, ciphertexts)
+    (source / "app" / "__pycache__" / "core.cpython-313.pyc").write_bytes(b"\x00other bytecode")
+    (source / "app" / "__pycache__" / "leaf.cpython-313.pyc").write_bytes(b"\x00new bytecode")
+    os.utime(source / "stray.pyc", (2_000_000_000, 2_000_000_000))
+    (source / ".env").write_text("CHANGED=1\n")
+    assert build.build_package(template, ciphertexts)[0] == before
+    (source / "app" / "data" / "config.json").write_text('{"greeting": "changed"}\n')
+    assert build.build_package(template, ciphertexts)[0] != before
 
 
 def test_a_different_ciphertext_gives_a_different_package(tmp_path):
-    a = run_build("--ciphertext", f"credential={BLOB_B64}", "--output", "a.zip", cwd=tmp_path)
-    b = run_build("--ciphertext", f"credential={base64.b64encode(BLOB[::-1]).decode()}", "--output", "b.zip", cwd=tmp_path)
+    a = run_build(f"--ciphertext=credential={BLOB_B64}", "--output=a.zip", cwd=tmp_path)
+    b = run_build(f"--ciphertext=credential={base64.b64encode(BLOB[::-1]).decode()}", "--output=b.zip", cwd=tmp_path)
+    assert a.returncode == b.returncode == 0
     assert a.stdout != b.stdout
 
 
-BAD_INPUTS = ["unknown flag", "malformed pair", "bad name", "invalid base64", "duplicate name", "empty blob",
-              "oversized blob", "missing blob file", "missing template", "template without placeholder",
-              "unwritable output"]
+def test_space_separated_options_still_work(tmp_path):
+    result = run_build("--ciphertext", f"credential={BLOB_B64}", "--output", "x.zip", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
-def bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
-    empty, huge = tmp_path / "empty.bin", tmp_path / "huge.bin"
+def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]:
+    """Each bad input, made on demand: its arguments, and what its one error line must say."""
+    empty, huge, fifo = tmp_path / "empty.bin", tmp_path / "huge.bin", tmp_path / "blob.fifo"
     empty.write_bytes(b"")
     huge.write_bytes(b"x" * (build.MAX_CIPHERTEXT_BYTES + 1))
-    no_placeholder = tmp_path / "plain.py.tmpl"
-    no_placeholder.write_text("def handler(event, context):\n    return 1\n")
+    os.mkfifo(fifo)  # nobody writes to it: reading it blocking would hang forever
+
+    def source(name: str, edit=None, template: str = "handler.py.tmpl") -> str:
+        folder = tmp_path / name
+        shutil.copytree(TREE, folder)
+        if template != "handler.py.tmpl":
+            (folder / "handler.py.tmpl").rename(folder / template)
+        if edit:
+            edit(folder)
+        return f"--template={folder / template}"
+
+    def requirements(text: str | bytes):
+        return lambda folder: (folder / "requirements.txt").write_bytes(text if isinstance(text, bytes) else text.encode())
+
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
-    ok = f"credential={BLOB_B64}"
+    ok = f"--ciphertext=credential={BLOB_B64}"
+    unimportable = "gives a module Python cannot import"
     return {
-        "unknown flag": ["--ciphertext", ok, "--frobnicate"],
-        "malformed pair": ["--ciphertext", BLOB_B64.replace("=", "")],
-        "bad name": ["--ciphertext", f"9lives={BLOB_B64}"],
-        "invalid base64": ["--ciphertext", "credential=not*base64!"],
-        "duplicate name": ["--ciphertext", ok, "--ciphertext", ok],
-        "empty blob": ["--ciphertext-file", f"credential={empty}"],
-        "oversized blob": ["--ciphertext-file", f"credential={huge}"],
-        "missing blob file": ["--ciphertext-file", f"credential={tmp_path / 'nope.bin'}"],
-        "missing template": ["--ciphertext", ok, "--template", str(tmp_path / "gone.py.tmpl")],
-        "template without placeholder": ["--ciphertext", ok, "--template", str(no_placeholder)],
-        "unwritable output": ["--ciphertext", ok, "--output", str(not_a_dir / "lambda.zip")],
+        "unknown flag": lambda: ([ok, "--frobnicate=1"], "unrecognized arguments: --frobnicate;"),
+        "abbreviated flag": lambda: ([f"--cipher=credential={BLOB_B64}"], "unrecognized arguments: --cipher;"),
+        "stray value": lambda: ([ok, BLOB_B64], "unrecognized arguments: a value (not shown)"),
+        "missing value": lambda: ([ok, "--template"], "argument --template: expected one argument"),
+        "malformed pair": lambda: ([f"--ciphertext={BLOB_B64.replace('=', '')}"], "--ciphertext takes NAME=VALUE"),
+        "bare blob": lambda: (["--ciphertext", BLOB_B64.replace("=", "")], "--ciphertext takes NAME=VALUE"),
+        "bare padded blob": lambda: ([f"--ciphertext={base64.b64encode(BLOB[:100]).decode()}"],  # ends in "=="
+                             "--ciphertext takes NAME=VALUE"),
+        "blob as name": lambda: ([f"--ciphertext={BLOB_B64}=x"], "the text before '=' is not a valid secret name"),
+        "bad name": lambda: ([f"--ciphertext=9lives={BLOB_B64}"], "the text before '=' is not a valid secret name"),
+        "invalid base64": lambda: (["--ciphertext=credential=not*base64!"], "'credential' is not valid base64"),
+        "duplicate name": lambda: ([ok, ok], "'credential' is given twice"),
+        "empty blob": lambda: ([f"--ciphertext-file=credential={empty}"], "'credential' is empty"),
+        "oversized blob": lambda: ([f"--ciphertext-file=credential={huge}"], "is 6145 bytes, over the 6144"),
+        "missing blob file": lambda: ([f"--ciphertext-file=credential={tmp_path / 'nope.bin'}"], "No such file"),
+        "blob file is a FIFO": lambda: ([f"--ciphertext-file=credential={fifo}"], "is not a regular file"),
+        "blob file is /dev/zero": lambda: (["--ciphertext-file=credential=/dev/zero"], "is not a regular file"),
+        "blob file is a folder": lambda: ([f"--ciphertext-file=credential={tmp_path}"], "is not a regular file"),
+        "unknown runtime": lambda: ([ok, "--runtime=python3.8"], "--runtime must be one of python3.9,"),
+        "unknown architecture": lambda: ([ok, "--architecture=amd64"], "--architecture must be one of x86_64, arm64"),
+        "empty output": lambda: ([ok, "--output="], "--output is empty"),
+        "missing template": lambda: ([ok, f"--template={tmp_path / 'gone.py.tmpl'}"], "handler template"),
+        "template without placeholder": lambda: ([ok, source("plain", lambda f: (f / "handler.py.tmpl").write_text("x = 1\n"))],
+                                         "exactly once (found 0)"),
+        "template not UTF-8": lambda: ([ok, source("latin1", lambda f: (f / "handler.py.tmpl").write_bytes(
+            "# Grüße\nX = __SEALED_CIPHERTEXTS__\n".encode("latin-1")))], "is not UTF-8 (byte 4)"),
+        "template is a FIFO": lambda: ([ok, source("fifo", lambda f: ((f / "handler.py.tmpl").unlink(),
+                                                             os.mkfifo(f / "handler.py.tmpl")))], "not a regular file"),
+        "template is a link": lambda: ([ok, source("link", lambda f: ((f / "handler.py.tmpl").rename(tmp_path / "real.py.tmpl"),
+                                                             (f / "handler.py.tmpl").symlink_to(tmp_path / "real.py.tmpl")))],
+                               "is a symbolic link"),
+        "template named like the helper": lambda: ([ok, source("helper", template="sealed_secrets.py.tmpl")],
+                                           "would replace the runtime helper"),
+        "template a.b": lambda: ([ok, source("ab", template="a.b.py.tmpl")], unimportable),
+        "template 1x": lambda: ([ok, source("digit", template="1x.py.tmpl")], unimportable),
+        "template keyword": lambda: ([ok, source("keyword", template="class.py.tmpl")], unimportable),
+        "template without .py": lambda: ([ok, source("nopy", template="handler.tmpl")], "must end in .py.tmpl"),
+        "handler.py beside the template": lambda: ([ok, source("beside", lambda f: (f / "handler.py").write_text("x = 1\n"))],
+                                           "'handler.py', which would shadow the handler"),
+        "foreign helper in source": lambda: ([ok, source("foreign", lambda f: (f / "sealed_secrets.py").write_text("x = 1\n"))],
+                                     "its own sealed_secrets.py"),
+        "link in source": lambda: ([ok, source("symlink", lambda f: (f / "app" / "passwd").symlink_to("/etc/passwd"))],
+                           "'app/passwd' is a symbolic link"),
+        "FIFO in source": lambda: ([ok, source("fifo_src", lambda f: os.mkfifo(f / "app" / "pipe"))],
+                           "'app/pipe' is not a regular file"),
+        "source over 250 MB": lambda: ([ok, source("huge", lambda f: os.truncate(f / "app" / "data" / "config.json",
+                                                                        build.MAX_UNZIPPED_BYTES + 1))],
+                               "over Lambda's unzipped limit of 262144000 (largest: app/data/config.json"),
+        "output inside source": lambda: ([ok, source("inside"), f"--output={tmp_path / 'inside' / 'dist' / 'fn.zip'}"],
+                                 "--output is inside the template's folder"),
+        "cache inside source": lambda: ([ok, source("cache", requirements("idna==3.10\n")),
+                                 f"--cache-dir={tmp_path / 'cache' / 'deps'}"], "--cache-dir is inside"),
+        "unpinned requirement": lambda: ([ok, source("unpinned", requirements("idna>=3\n"))], "line 1: idna is not pinned"),
+        "requirements option": lambda: ([ok, source("option", requirements(
+            "--extra-index-url https://user:token@evil/simple\nidna==3.10\n"))], "option --extra-index-url"),
+        "requirements not UTF-8": lambda: ([ok, source("req_latin1", requirements("idna==3.10 # é\n".encode("latin-1")))],
+                                   "requirements.txt is not UTF-8"),
+        "unwritable output": lambda: ([ok, f"--output={not_a_dir / 'lambda.zip'}"], "cannot write"),
     }
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_is_one_error_line_exit_2_and_nothing_written(case, tmp_path):
-    args = bad_inputs(tmp_path)[case]
+@pytest.fixture
+def bad_input(request, tmp_path):
+    return bad_inputs(tmp_path)[request.param]()
+
+
+def _bad_input_names() -> list[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return list(bad_inputs(Path(folder)))
+
+
+@pytest.mark.parametrize("bad_input", _bad_input_names(), indirect=True)
+def test_bad_input_is_one_error_line_exit_2_and_nothing_written(bad_input, tmp_path):
+    args, expected = bad_input
     output = tmp_path / "out" / "lambda.zip"
     output.parent.mkdir()
     output.write_bytes(b"previous package")
-    if "--output" not in args:
-        args = [*args, "--output", str(output)]
-    before = sorted(p.name for p in tmp_path.rglob("*"))
-    result = run_build(*args, cwd=tmp_path)
-    assert result.returncode == 2
+    if not any(arg.startswith("--output") for arg in args):
+        args = [*args, f"--output={output}"]
+    if not any(arg.startswith("--cache-dir") for arg in args):
+        args = [*args, f"--cache-dir={tmp_path / 'cache'}"]
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    result = run_build(*args, cwd=tmp_path, env={"TMPDIR": str(temporary)}, timeout=30)  # a FIFO must not hang it
+    assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert BLOB_B64 not in result.stderr  # ciphertexts are not echoed
+    assert expected in lines[0]
+    for blob in (BLOB_B64, base64.b64encode(BLOB[:100]).decode()):
+        assert blob.rstrip("=")[:24] not in result.stderr  # ciphertexts are not echoed, not even a part
+    assert "token" not in result.stderr
     assert output.read_bytes() == b"previous package"
-    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no stray temporary files
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no stray temporary files, no cache entry
 
 
 def test_without_flags_it_reads_the_terraform_output_and_fails_clearly_when_there_is_none(tmp_path, root):
@@ -162,12 +566,9 @@ def test_without_flags_it_reads_the_terraform_output_and_fails_clearly_when_ther
     result = run_build(cwd=tmp_path, script=script)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no ciphertexts given and no Terraform output 'ciphertexts'")
+    assert len(result.stderr.splitlines()) == 1
 
 
-def test_a_custom_template_gets_its_neighbours_and_the_helper(tmp_path, root):
-    template = tmp_path / "api.py.tmpl"
-    template.write_text("import sealed_secrets, util\nsealed_secrets.register(__SEALED_CIPHERTEXTS__)\n")
-    (tmp_path / "util.py").write_text("X = 1\n")
-    entries = build.package_entries(template, {"token": BLOB_B64})
-    assert sorted(entries) == ["api.py", "sealed_secrets.py", "util.py"]
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+def test_help_is_not_an_error(tmp_path):
+    result = run_build("--help", cwd=tmp_path)
+    assert result.returncode == 0 and "--architecture" in result.stdout and "--cache-dir" in result.stdout
