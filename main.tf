@@ -319,6 +319,14 @@ resource "aws_lambda_function" "this" {
     }
   }
 
+  lifecycle {
+    # Checked here rather than in a variable's validation, so that each of the two is still checked on its own.
+    precondition {
+      condition     = (length(var.vpc_subnet_ids) == 0) == (length(var.vpc_security_group_ids) == 0)
+      error_message = "vpc_subnet_ids and vpc_security_group_ids go together: set both to run in a VPC, or neither."
+    }
+  }
+
   # The package is built first; the log group exists first so its retention applies from the first line.
   depends_on = [terraform_data.package, aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }

@@ -175,11 +175,6 @@ variable "vpc_security_group_ids" {
     condition     = length(var.vpc_security_group_ids) <= 5 && alltrue([for id in var.vpc_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
     error_message = "vpc_security_group_ids must be at most 5 security group IDs like sg-0123456789abcdef0."
   }
-
-  validation {
-    condition     = (length(var.vpc_subnet_ids) == 0) == (length(var.vpc_security_group_ids) == 0)
-    error_message = "vpc_subnet_ids and vpc_security_group_ids go together: set both to run in a VPC, or neither."
-  }
 }
 
 variable "layers" {

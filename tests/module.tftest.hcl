@@ -580,7 +580,7 @@ run "a_subnet_without_a_security_group_is_rejected" {
   variables {
     vpc_subnet_ids = ["subnet-0123456789abcdef0"]
   }
-  expect_failures = [var.vpc_security_group_ids]
+  expect_failures = [aws_lambda_function.this]
 }
 
 run "two_architectures_are_rejected" {

@@ -1,26 +1,59 @@
-"""The Terraform tier: fmt, validate and `terraform test` (mocked AWS provider) on a copy of the module."""
+"""The Terraform tier: fmt, validate and `terraform test` (mocked AWS provider) on a copy of the module,
+every validation message, the agreement of Terraform's file list with build.py's, and the examples."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
+from localdeploy import ROOT, copy_example, copy_module
 
-from localdeploy import copy_module
+import build
 
 pytestmark = pytest.mark.terraform
 
+# For plans that only need to get as far as validating the variables: a provider that never asks AWS
+# anything up front, pointed at a dead loopback port.
+OFFLINE_PROVIDER = """
+provider "aws" {
+  region                      = "eu-west-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  max_retries                 = 1
+}
+"""
+OFFLINE_AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
-@pytest.fixture(scope="module")
-def module_dir(tmp_path_factory, root):
-    directory = copy_module(tmp_path_factory.mktemp("module"), root)
-    subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color"], cwd=directory,
-                   check=True, capture_output=True)
+
+def terraform(directory: Path, *args: str, env: dict[str, str] | None = None,
+              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["terraform", *args, "-no-color"], cwd=directory, capture_output=True, text=True,
+                          input=stdin, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def init(directory: Path) -> Path:
+    result = terraform(directory, "init", "-backend=false", "-input=false")
+    assert result.returncode == 0, result.stdout + result.stderr
     return directory
 
 
-def terraform(module_dir, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["terraform", *args, "-no-color"], cwd=module_dir, capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    return init(copy_module(tmp_path_factory.mktemp("module")))
+
+
+@pytest.fixture(scope="module")
+def offline_module_dir(tmp_path_factory):
+    directory = copy_module(tmp_path_factory.mktemp("offline"))
+    (directory / "offline_provider.tf").write_text(OFFLINE_PROVIDER)
+    return init(directory)
 
 
 def test_fmt_check(module_dir):
@@ -36,4 +69,98 @@ def test_validate(module_dir):
 def test_terraform_test_with_mock_provider(module_dir):
     result = terraform(module_dir, "test")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 failed" in result.stdout and "skip" not in result.stdout, result.stdout
+    summary = re.search(r"(\d+) passed, (\d+) failed\.", result.stdout)
+    assert summary and int(summary[1]) >= 38 and summary[2] == "0", result.stdout
+    assert "skip" not in result.stdout, result.stdout
+
+
+# Each hostile or out-of-range value, the variable that must refuse it, and the words of its message.
+# They go into one plan: Terraform reports every invalid variable at once, before any API call.
+REJECTED = {
+    "function_name": ("orders api;$(touch canary)", "function_name must be 1-57 letters, digits"),
+    "secrets": ('{"db`id`" = "x"}', "Every key of secrets must be a letter followed by"),
+    "encrypted_secrets": ('{token = "AQID$(touch canary)"}', "Every value of encrypted_secrets must be a base64"),
+    "handler_template": ("src/-x.py.tmpl", "where <module> is a Python identifier"),
+    "runtime": ("python3.13; id", "runtime must be one of"),
+    "architectures": ('["x86_64", "arm64"]', "architectures must be [\"x86_64\"] or [\"arm64\"]"),
+    "python_executable": ("--version", "not starting with '-', no control characters"),
+    "environment_variables": ('{AWS_LAMBDA_FUNCTION_NAME = "impostor"}', "may not set names Lambda reserves"),
+    "vpc_subnet_ids": ('["subnet-1 ; id"]', "vpc_subnet_ids must be at most 16 subnet IDs"),
+    "vpc_security_group_ids": ('["sg-$(id)"]', "vpc_security_group_ids must be at most 5 security group IDs"),
+    "layers": ('["my-layer"]', "layers must be at most 5 layer version ARNs"),
+    "reserved_concurrent_executions": ("1.5", "reserved_concurrent_executions must be -1"),
+    "tracing_mode": ("Always", "tracing_mode must be PassThrough or Active"),
+    "ephemeral_storage_size": ("100", "ephemeral_storage_size must be a whole number of MB from 512 to 10240"),
+    "dead_letter_target_arn": ("arn:aws:lambda:eu-west-1:123456789012:function:x", "must be an SQS queue or SNS topic ARN"),
+    "code_signing_config_arn": ("csc-1", "code_signing_config_arn must be a code-signing configuration ARN"),
+    "log_retention_in_days": ("10", "log_retention_in_days must be one of CloudWatch's values"),
+    "log_kms_key_arn": ("alias/logs", "log_kms_key_arn must be a KMS key ARN (not an alias)"),
+    "kms_key_arn": ("arn:aws:kms:eu-west-1:123456789012:alias/shared", "kms_key_arn must be a KMS key ARN"),
+    "key_administrators": ('["*"]', "key_administrators must be IAM ARNs"),
+    "kms_deletion_window_in_days": ("3", "kms_deletion_window_in_days must be a whole number from 7 to 30"),
+    "memory_size": ("64", "memory_size must be a whole number of MB from 128 to 10240"),
+    "timeout": ("901", "timeout must be a whole number of seconds from 1 to 900"),
+    "tags": ('{"team\\n" = "x`id`"}', "tags: at most 50; keys 1-128"),
+}
+
+
+def test_every_bad_value_is_refused_at_plan_time_by_its_variable_with_its_message(offline_module_dir):
+    arguments = [f"-var={name}={value}" for name, (value, _) in REJECTED.items()]
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", *arguments, env=OFFLINE_AWS)
+    output = " ".join((result.stdout + result.stderr).split())  # messages are wrapped at 80 columns
+    assert result.returncode == 1, output
+    # One "Invalid value for variable" block per variable: each names the variable and carries its message.
+    blocks = {match[1]: match[2] for match in re.finditer(
+        r'Invalid value for variable on variables\.tf line \d+: \d+: variable "(\w+)" \{(.*?)This was checked',
+        output)}
+    assert sorted(blocks) == sorted(REJECTED), output
+    for name, (_, message) in REJECTED.items():
+        assert message in blocks[name], f"{name}: {blocks[name]}"
+
+
+def test_a_valid_configuration_passes_every_validation(offline_module_dir):
+    """The control for the test above: the same plan with good values fails only for want of AWS."""
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", "-var=function_name=orders-api",
+                       "-var=encrypted_secrets={token = \"AQICAHhzZWFsZWQ=\"}", env=OFFLINE_AWS)
+    output = result.stdout + result.stderr
+    assert "Invalid value for variable" not in output
+    assert "127.0.0.1:9" in output, output  # it got as far as asking (the dead) AWS
+
+
+def source_files_in_terraform(module_dir: Path, template: Path) -> list[str]:
+    result = terraform(module_dir, "console", f"-var=handler_template={template}", "-var=function_name=x",
+                       stdin="jsonencode(local.source_files)\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(json.loads(result.stdout.strip()))
+
+
+def test_terraform_fingerprints_exactly_the_files_build_py_packages(module_dir, tmp_path):
+    """One rule (build_rules.json) decides; this proves both readers of it agree on a tricky tree,
+    whose folder name holds glob characters that fileset() would otherwise expand."""
+    source = tmp_path / "src [1]*?{a,b}"
+    files = ["handler.py.tmpl", "app/__init__.py", "app/deep/er/data.json", "app/.env", ".hidden/x.py",
+             "app/__pycache__/m.cpython-313.pyc", "stray.pyc", "requirements.txt", "sp ace é.txt",
+             "app/.git/HEAD", "app/file.with.dots.py", "__pycache__/x.pyc", "app/not__pycache__.py"]
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name)
+    expected = build.source_files(source)
+    assert set(expected) == {"handler.py.tmpl", "app/__init__.py", "app/deep/er/data.json", "requirements.txt",
+                             "sp ace é.txt", "app/file.with.dots.py", "app/not__pycache__.py"}
+    assert source_files_in_terraform(module_dir, source / "handler.py.tmpl") == expected
+
+
+def example_dirs() -> list[Path]:
+    return sorted(path.parent for path in (ROOT / "examples").glob("*/main.tf"))
+
+
+def test_the_examples_exist():
+    assert [path.name for path in example_dirs()] == ["seed", "shared-key", "with-dependencies"]
+
+
+@pytest.mark.parametrize("example", example_dirs(), ids=lambda path: path.name)
+def test_each_example_is_formatted_and_valid(example, tmp_path):
+    directory = init(copy_example(example.name, tmp_path / "repo"))
+    for command in (["fmt", "-check", "-diff"], ["validate"]):
+        result = terraform(directory, *command)
+        assert result.returncode == 0, result.stdout + result.stderr
