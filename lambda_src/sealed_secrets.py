@@ -19,14 +19,15 @@ Example::
 How a Decrypt is made:
 
 * With credentials and a region in the environment (as Lambda sets them), this module signs
-  ``TrentService.Decrypt`` itself (SigV4) and sends it with ``http.client`` over verified TLS. boto3 is
-  never imported, which saves its ~0.3 s import on every cold start.
+  ``TrentService.Decrypt`` itself (SigV4) and sends it with ``http.client`` over verified TLS. Neither
+  boto3 nor botocore is imported: that saves the ~0.3 s their import and a client cost on every cold start.
 * Otherwise (a laptop with profiles or SSO, SnapStart's container credentials), or when a handler passes
   its own ``client``, boto3 makes the call.
 
 Either way a decrypt has one time budget: at most ``MAX_ATTEMPTS`` attempts, ``CONNECT_TIMEOUT_SECONDS``
-to connect and ``READ_TIMEOUT_SECONDS`` to read each, within ``BUDGET_SECONDS`` in all, and no caller
-waits longer than ``BUDGET_SECONDS`` (threads that want the same secret share one Decrypt).
+to connect and ``READ_TIMEOUT_SECONDS`` to read each, within ``BUDGET_SECONDS`` in all. No caller waits
+longer than ``BUDGET_SECONDS``: threads that want the same secret share its one Decrypt, and a slow
+secret holds up only the readers of that secret.
 
 Errors are ``SecretError``s that name the secret and a code, never a value: no plaintext and no
 ciphertext in their messages, in their tracebacks' frames, or in any log record, even at DEBUG.
@@ -39,10 +40,8 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -68,8 +67,8 @@ __all__ = [
 
 ENCRYPTION_CONTEXT_KEY = "LambdaFunctionName"
 
-# The time budget of one decrypt, retries included. The module's functions time out after 10 s by
-# default; 6 s leaves 4 s for the handler to report the failure (and do its other work) before Lambda
+# The time budget of one decrypt, retries included. The Terraform module's functions time out after 10 s
+# by default; 6 s leaves 4 s for the handler to report the failure (and do its other work) before Lambda
 # kills it. KMS answers a Decrypt in tens of milliseconds and a TCP+TLS connect in-region takes tens of
 # milliseconds too, so 1 s to connect and 2 s to read only ever expire on a broken network; 3 attempts
 # ride out a throttle, a 5xx or a reset connection, with jittered backoff in between.
@@ -325,8 +324,8 @@ class SealedSecrets:
             except _KmsFailure as failure:
                 return None, failure.code
             if opener is not None:
-                return opener.decrypt(blob, context, deadline)
-        return _decrypt_with_client(self._kms_client, blob, context, deadline)
+                return _within_budget(lambda: opener.decrypt(blob, context, deadline), deadline, quiet=False)
+        return _within_budget(lambda: _decrypt_with_client(self._kms_client(), blob, context), deadline, quiet=True)
 
     def _kms_client(self) -> Any:
         if self._client is not None:
@@ -434,10 +433,10 @@ class _StdlibKms:
                  *, cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now) -> None:
         parts = urlsplit(endpoint_url)
         try:
-            port = parts.port
+            port = parts.port  # raises ValueError when it is not a number
         except ValueError:
-            port = -1
-        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise _KmsFailure("InvalidEndpointUrl") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _KmsFailure("InvalidEndpointUrl")
         if not _REGION.fullmatch(region):
             raise _KmsFailure("InvalidRegion")
@@ -472,13 +471,15 @@ class _StdlibKms:
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> tuple[bytes | None, str]:
         """(plaintext, "") or (None, error code), retrying with jittered backoff until ``deadline``
         (a ``time.monotonic()`` value). Each timeout is clipped to what is left of the budget."""
-        import http.client  # here, not at the top: importing this module stays free
+        import http.client  # here, not at the top: importing this module costs next to nothing
 
         body = json.dumps({"CiphertextBlob": base64.b64encode(blob).decode("ascii"),
                            "EncryptionContext": dict(context)}).encode("utf-8")
         code = "TimeoutError"
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
+                import random  # only a retry needs it
+
                 pause = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
                 if time.monotonic() + pause + _MIN_ATTEMPT_SECONDS > deadline:
                     break
@@ -486,7 +487,7 @@ class _StdlibKms:
             if deadline - time.monotonic() < _MIN_ATTEMPT_SECONDS:
                 break
             try:
-                return self._attempt(http.client, body, deadline), ""
+                return self._attempt(body, deadline), ""
             except _KmsFailure as failure:
                 code, retry = failure.code, failure.retryable
             except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out, TLS
@@ -496,14 +497,15 @@ class _StdlibKms:
                 break
         return None, code
 
-    def _attempt(self, client_module: Any, body: bytes, deadline: float) -> bytes:
-        remaining = deadline - time.monotonic()
-        connect_timeout = max(0.001, min(CONNECT_TIMEOUT_SECONDS, remaining))
+    def _attempt(self, body: bytes, deadline: float) -> bytes:
+        import http.client
+
+        connect_timeout = max(0.001, min(CONNECT_TIMEOUT_SECONDS, deadline - time.monotonic()))
         if self._tls:
-            connection = client_module.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
-                                                       context=_tls_context(self._cafile))
+            connection = http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
+                                                     context=_tls_context(self._cafile))
         else:  # only when an endpoint URL says http, as LocalStack's does
-            connection = client_module.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
+            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
         connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
         try:
             connection.connect()
@@ -651,15 +653,15 @@ def _default_kms_client() -> Any:
     return boto3.client("kms", region_name=region, config=Config(**_botocore_config()))
 
 
-class _QuietThreads(logging.Filter):
-    """Drops every record logged by a thread that is calling boto3 for this module: botocore logs the
-    Decrypt request and response bodies (the ciphertext, the plaintext) at DEBUG."""
+class _QuietThreads:
+    """A logging filter (logging takes any object with a ``filter`` method, so the stdlib path never
+    imports logging) that drops every record logged by a thread calling boto3 for this module:
+    botocore logs the Decrypt request and response bodies (the ciphertext, the plaintext) at DEBUG."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.local = threading.local()
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def filter(self, record: object) -> bool:
         return not getattr(self.local, "quiet", False)
 
 
@@ -667,6 +669,8 @@ _QUIET = _QuietThreads()
 
 
 def _quiet_every_handler() -> None:
+    import logging
+
     # On handlers, not loggers: a logger's filters do not see records that propagate from its children,
     # and a handler added by the application later gets the filter on the next call.
     loggers = [logging.getLogger()] + [logger for logger in list(logging.Logger.manager.loggerDict.values())
@@ -678,23 +682,31 @@ def _quiet_every_handler() -> None:
         handler.addFilter(_QUIET)  # a no-op when it is there already
 
 
-def _decrypt_with_client(client_factory: Callable[[], Any], blob: bytes, context: Mapping[str, str],
-                         deadline: float) -> tuple[bytes | None, str]:
-    """One Decrypt through a boto3-style client, in a worker thread that the caller stops waiting for at
-    ``deadline``: the client's own retries and timeouts (a handler's client may have any) cannot stall
-    the caller past the budget."""
+def _decrypt_with_client(client: Any, blob: bytes, context: Mapping[str, str]) -> tuple[bytes | None, str]:
+    plaintext = client.decrypt(CiphertextBlob=blob, EncryptionContext=dict(context))["Plaintext"]
+    return (plaintext, "") if isinstance(plaintext, bytes) else (None, "InvalidResponse")
+
+
+# --------------------------------------------------------------------------------------------------- the budget
+
+
+def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float, *,
+                   quiet: bool) -> tuple[bytes | None, str]:
+    """Runs one decrypt in a worker thread and stops waiting for it at ``deadline``. Socket timeouts do
+    not cover name resolution, and a handler's own client may retry for as long as its Config says:
+    neither can hold the caller past the budget. ``quiet`` silences the worker's log records (boto3)."""
     outcome: list[tuple[bytes | None, str]] = []
 
-    def work() -> None:
-        _QUIET.local.quiet = True
+    def run() -> None:
+        _QUIET.local.quiet = quiet
         try:
-            plaintext = client_factory().decrypt(CiphertextBlob=blob, EncryptionContext=dict(context))["Plaintext"]
-            outcome.append((plaintext, "") if isinstance(plaintext, bytes) else (None, "InvalidResponse"))
-        except Exception as error:  # noqa: BLE001 - reduced to a code; botocore's message quotes KMS's
+            outcome.append(work())
+        except Exception as error:  # noqa: BLE001 - reduced to a code: botocore's message quotes KMS's
             outcome.append((None, _exception_code(error)))
 
-    _quiet_every_handler()
-    worker = threading.Thread(target=work, name="sealed-secrets-kms", daemon=True)
+    if quiet:
+        _quiet_every_handler()
+    worker = threading.Thread(target=run, name="sealed-secrets-decrypt", daemon=True)
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     return outcome[0] if outcome else (None, "TimeoutError")

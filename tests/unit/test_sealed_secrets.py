@@ -449,6 +449,22 @@ def test_a_hung_kms_costs_at_most_the_budget_with_the_real_figures(monkeypatch):
     assert sealed_secrets.BUDGET_SECONDS - 1.5 < elapsed <= sealed_secrets.BUDGET_SECONDS + 0.3
 
 
+def test_a_hung_name_resolution_cannot_hold_the_caller_past_the_budget(monkeypatch):
+    """No socket timeout covers DNS: the decrypt runs in a worker that the caller stops waiting for."""
+    monkeypatch.setattr(sealed_secrets, "BUDGET_SECONDS", 0.5)
+    for name, value in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": "https://kms.example.invalid"}.items():
+        monkeypatch.setenv(name, value)
+    gate = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: (gate.wait(30), [])[1])
+    try:
+        started = time.monotonic()
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db"))
+        assert error.code == "TimeoutError" and 0.45 < time.monotonic() - started < 0.8
+    finally:
+        gate.set()
+
+
 def test_tls_is_verified_and_aws_ca_bundle_is_honoured(monkeypatch, tmp_path):
     certificate, key = self_signed_certificate(tmp_path)
     with FakeKms(plaintext=PLAINTEXT.encode(), tls=(certificate, key)) as fake:
