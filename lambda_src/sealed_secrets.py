@@ -155,37 +155,52 @@ def _exception_code(error: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------- cache
 
 
+class _Opened:
+    """A plaintext as KMS returned it, its text (None when it is not UTF-8), and when it was opened."""
+
+    __slots__ = ("plaintext", "text", "opened_at")
+
+    def __init__(self, plaintext: bytes, opened_at: float) -> None:
+        self.plaintext = plaintext
+        self.text = _utf8_or_none(plaintext)  # decoded once, not on every read
+        self.opened_at = opened_at
+
+    def __repr__(self) -> str:  # reprs show up in tracebacks' locals: never the values
+        return "<opened secret>"
+
+
 class _PlaintextCache:
-    """Plaintexts by secret name, each with the (monotonic) time it was opened."""
+    """Opened secrets by name, each with the (monotonic) time it was opened."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self._entries: dict[str, tuple[bytes, float]] = {}
+        self._entries: dict[str, _Opened] = {}
         self._clock = clock
 
-    def get(self, name: str, max_age: float | None) -> bytes | None:
-        entry = self._entries.get(name)  # a dict read is atomic: the warm path takes no lock
-        if entry is None or (max_age is not None and self._clock() - entry[1] >= max_age):
+    def get(self, name: str, max_age: float | None) -> _Opened | None:
+        opened = self._entries.get(name)  # a dict read is atomic: the warm path takes no lock
+        if opened is None or (max_age is not None and self._clock() - opened.opened_at >= max_age):
             return None
-        return entry[0]
+        return opened
 
-    def put(self, name: str, plaintext: bytes) -> None:
-        self._entries[name] = (plaintext, self._clock())
+    def put(self, name: str, plaintext: bytes) -> _Opened:
+        opened = self._entries[name] = _Opened(plaintext, self._clock())
+        return opened
 
     def clear(self) -> None:
         self._entries.clear()
 
-    def __repr__(self) -> str:  # reprs show up in tracebacks' locals: never the values
+    def __repr__(self) -> str:
         return f"<plaintext cache of {len(self._entries)} secrets>"
 
 
 class _Flight:
     """One Decrypt in progress; the threads that want the same secret wait for its outcome."""
 
-    __slots__ = ("done", "plaintext", "code")
+    __slots__ = ("done", "opened", "code")
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.plaintext: bytes | None = None
+        self.opened: _Opened | None = None
         self.code = ""
 
     def __repr__(self) -> str:
@@ -243,22 +258,18 @@ class SealedSecrets:
         ``max_age`` (seconds) re-opens a cached plaintext older than that; ``None`` keeps it for the
         life of the container. A plaintext that is not UTF-8 raises ``SecretDecryptionError``.
         """
-        text = _utf8_or_none(self.get_bytes(name, max_age=max_age))
+        text = self._opened(name, max_age).text
         if text is None:
             raise SecretDecryptionError(name, "PlaintextNotUtf8")
         return text
 
     def get_bytes(self, name: str, *, max_age: float | None = None) -> bytes:
         """The plaintext of secret ``name`` as bytes, whatever they are."""
-        _check_arguments(name, max_age)
-        cached = self._cache.get(name, max_age)
-        if cached is not None:
-            return cached
-        return self._open(name, max_age)
+        return self._opened(name, max_age).plaintext
 
     def get_json(self, name: str, *, max_age: float | None = None) -> Any:
         """The plaintext of secret ``name`` parsed as JSON, e.g. ``{"username": ..., "password": ...}``."""
-        document = _json_or_missing(self.get_bytes(name, max_age=max_age))
+        document = _json_or_missing(self._opened(name, max_age).plaintext)
         if document is _MISSING:
             raise SecretDecryptionError(name, "PlaintextNotJson")
         return document
@@ -274,7 +285,13 @@ class SealedSecrets:
                 raise ValueError(f"sealed secret {name!r} is already registered with another ciphertext")
         self._ciphertexts = {**self._ciphertexts, **added}  # swapped whole: readers never see half of it
 
-    def _open(self, name: str, max_age: float | None) -> bytes:
+    def _opened(self, name: str, max_age: float | None) -> _Opened:
+        if max_age is not None or not isinstance(name, str):  # the warm path checks only the name's type
+            _check_arguments(name, max_age)
+        opened = self._cache.get(name, max_age)
+        return opened if opened is not None else self._open(name, max_age)
+
+    def _open(self, name: str, max_age: float | None) -> _Opened:
         if name not in self._ciphertexts:
             raise SecretNotFoundError(name, self.names())
         with self._guard:
@@ -289,19 +306,19 @@ class SealedSecrets:
             self._lead(name, flight)
         elif not flight.done.wait(BUDGET_SECONDS):  # the leader's own deadline is earlier than ours
             raise SecretDecryptionError(name, "TimeoutError")
-        if flight.plaintext is None:
+        if flight.opened is None:
             raise SecretDecryptionError(name, flight.code)
-        return flight.plaintext
+        return flight.opened
 
     def _lead(self, name: str, flight: _Flight) -> None:
         try:
-            flight.plaintext, flight.code = self._decrypt(name)
+            plaintext, flight.code = self._decrypt(name)
+            if plaintext is not None:
+                flight.opened = self._cache.put(name, plaintext)
         except Exception as error:  # noqa: BLE001 - a bug or an odd client; its frames stay off our error
             flight.code = _exception_code(error)
         finally:
-            if flight.plaintext is not None:
-                self._cache.put(name, flight.plaintext)
-            elif not flight.code:
+            if flight.opened is None and not flight.code:
                 flight.code = "Interrupted"
             with self._guard:
                 self._flights.pop(name, None)

@@ -311,8 +311,8 @@ def test_every_error_survives_a_pickle_round_trip_with_its_name_and_code():
 def test_reprs_name_secrets_and_never_show_values():
     secrets = SealedSecrets({"db": CIPHERTEXT}, client=CountingKms())
     secrets.get("db")
-    shown = repr(secrets) + repr(secrets._cache) + repr(sealed_secrets._Flight())
-    assert shown == "SealedSecrets(names=['db'])<plaintext cache of 1 secrets><decrypt in flight>"
+    shown = repr(secrets) + repr(secrets._cache) + repr(sealed_secrets._Flight()) + repr(secrets._cache.get("db", None))
+    assert shown == "SealedSecrets(names=['db'])<plaintext cache of 1 secrets><decrypt in flight><opened secret>"
     opener = sealed_secrets._StdlibKms("AKID", "the-secret-key", "the-token", "eu-west-1", "https://kms.eu-west-1.amazonaws.com")
     assert repr(opener) == "<KMS Decrypt over https://kms.eu-west-1.amazonaws.com in eu-west-1>"
 
