@@ -121,11 +121,13 @@ def read_regular_file(path: Path, limit: int, what: str, *, follow_symlinks: boo
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
+        if not stat.S_ISREG(os.stat(path, follow_symlinks=follow_symlinks).st_mode):  # don't even open a device
+            raise BuildError(f"{what} {str(path)!r} is not a regular file; give a file")
         fd = os.open(path, flags)
     except OSError as error:
         raise BuildError(f"cannot read {what} {str(path)!r} ({error.strerror})") from None
     try:
-        info = os.fstat(fd)
+        info = os.fstat(fd)  # again on what was opened: the path may have changed since
         if not stat.S_ISREG(info.st_mode):
             raise BuildError(f"{what} {str(path)!r} is not a regular file; give a file")
         if info.st_size > limit:
@@ -147,7 +149,7 @@ def read_regular_file(path: Path, limit: int, what: str, *, follow_symlinks: boo
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rules() -> Rules:
     """``build_rules.json``, beside this file: read by build.py and by the Terraform module."""
     try:
@@ -164,9 +166,9 @@ def _check_path(path: str, what: str) -> None:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        raise BuildError(f"{what}: file name {ascii(path)} is not UTF-8; rename it") from None
+        raise BuildError(f"{what}: file name {path!a} is not UTF-8; rename it") from None
     if any(ord(char) < 32 or char in "\x7f\\" for char in path):
-        raise BuildError(f"{what}: file name {ascii(path)} holds a control character or a backslash; rename it")
+        raise BuildError(f"{what}: file name {path!a} holds a control character or a backslash; rename it")
 
 
 def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
@@ -219,7 +221,7 @@ def handler_module(template_path: Path) -> str:
         raise BuildError(f"template {str(template_path)!r} must end in {TEMPLATE_SUFFIX} (e.g. handler.py.tmpl)")
     module = name[: -len(TEMPLATE_SUFFIX)]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module) or keyword.iskeyword(module):
-        raise BuildError(f"template name {ascii(name)} gives a module Python cannot import; name it like "
+        raise BuildError(f"template name {name!a} gives a module Python cannot import; name it like "
                          "handler.py.tmpl (ASCII letters, digits and _, no leading digit, not a keyword)")
     if module + ".py" == HELPER_NAME:
         raise BuildError(f"template name {name!r} would replace the runtime helper {HELPER_NAME}; rename it")
@@ -345,7 +347,7 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
         if path == HELPER_NAME and not _is_helper(source_dir / path, files[path]):
             raise BuildError(f"{SOURCE} has its own {HELPER_NAME}, which would replace the runtime helper; "
                              "delete or rename it (build.py adds the helper)")
-        if path == rendered or (kind == module and path != rendered):
+        if path == rendered or kind == module:
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the handler {rendered} rendered from "
                              f"{template_path.name}; rename one of them")
         if kind == "sealed_secrets" and path != HELPER_NAME:
@@ -423,7 +425,7 @@ def pip_command(python: str, requirements: Path, target: Path, runtime: str, arc
     version = runtime[len("python"):]
     return [python, "-c", PIP_RUNNER, json.dumps(marker_environment(runtime, architecture), sort_keys=True),
             "install", f"--target={target}", "--only-binary=:all:", f"--python-version={version}",
-            "--implementation=cp", f"--abi=cp{version.replace('.', '')}",  # a debug/free-threaded host's ABI is not ours
+            "--implementation=cp", f"--abi=cp{version.replace('.', '')}",  # not a debug/free-threaded host's
             *(f"--platform={tag}" for tag in platform_tags(runtime, architecture)),
             "--no-compile", "--no-input", "--no-color", "--progress-bar=off", "--disable-pip-version-check",
             f"--requirement={requirements}"]
@@ -443,7 +445,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def pip_failure(output: str, runtime: str, architecture: str) -> BuildError:
-    """pip's failure (its stdout and output) as one line that names the package and what to do."""
+    """pip's failure (its stdout and stderr) as one line that names the package and what to do."""
     target = f"{runtime} on {architecture} (manylinux, glibc 2.{RUNTIMES[runtime]})"
     missing = re.search(r"No matching distribution found for (\S+)", output)
     versions = re.search(r"satisfies the requirement \S+ \(from versions: ([^)]*)\)", output)
@@ -453,7 +455,7 @@ def pip_failure(output: str, runtime: str, architecture: str) -> BuildError:
     if _UNREACHABLE.search(output):
         what = f" to fetch {missing[1]}" if missing else ""
         return BuildError(f"pip could not reach the package index{what}; check the network, "
-                          "PIP_INDEX_URL or HTTPS_PROXY (a warm cache builds offline)")
+                          "PIP_INDEX_URL, HTTPS_PROXY or PIP_CERT (a warm cache builds offline)")
     if missing:
         if not versions or versions[1].strip() == "none":
             return BuildError(f"no wheel of {missing[1]} for {target}; the package may publish only a source "
@@ -463,7 +465,7 @@ def pip_failure(output: str, runtime: str, architecture: str) -> BuildError:
         return BuildError(f"{missing[1]} has no wheel for {target} at that version; versions with one "
                           f"include {choices}: pin one of them")
     if "DO NOT MATCH THE HASHES" in output:
-        names = ", ".join(sorted(set(re.findall(r"^\s+(\S+==\S+) from ", output, re.M)))) or "a package"
+        names = ", ".join(sorted(set(re.findall(r"^\s+(\S+==\S+) from ", output, re.MULTILINE)))) or "a package"
         return BuildError(f"{names}: the downloaded file does not match the --hash in {REQUIREMENTS}; "
                           "regenerate the hashes (pip-compile --generate-hashes) or check your index")
     unhashed = re.search(r"Hashes are required in --require-hashes mode|must have their versions pinned", output)
@@ -503,7 +505,7 @@ def _distributions(target: Path, files: Collection[str]) -> tuple[dict[str, str]
     owners: dict[str, str] = {}
     for info in sorted(path for path in files if re.fullmatch(r"[^/]+\.dist-info/METADATA", path)):
         headers = read_regular_file(target / info, MAX_TEXT_BYTES, "metadata").decode("utf-8", "replace")
-        fields = dict(re.findall(r"^(Name|Version): *(\S+)", headers.split("\n\n", 1)[0], re.M))
+        fields = dict(re.findall(r"^(Name|Version): *(\S+)", headers.split("\n\n", 1)[0], re.MULTILINE))
         label = f"{canonical_name(fields.get('Name', info))}=={fields.get('Version', '?')}"
         installed[canonical_name(fields.get("Name", info))] = label
         dist_info = info.split("/", 1)[0]
@@ -517,19 +519,13 @@ def _distributions(target: Path, files: Collection[str]) -> tuple[dict[str, str]
     return installed, owners
 
 
-def install_dependencies(requirements: bytes, runtime: str, architecture: str) -> Tree:
+def install_dependencies(requirements: bytes, pins: Mapping[str, str], runtime: str, architecture: str) -> Tree:
     """pip install of the full lock into a temporary folder, checked, stripped and read into memory."""
-    try:
-        pins = parse_requirements(requirements.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BuildError(f"{REQUIREMENTS} is not UTF-8; save it as UTF-8") from None
-    if not pins:
-        return Tree({}, frozenset(), {})
     with tempfile.TemporaryDirectory(prefix="sealed-build-") as work:
         lock, target = Path(work) / REQUIREMENTS, Path(work) / "target"
         lock.write_bytes(requirements)  # exactly the bytes checked above and hashed for the cache key
         try:
-            result = subprocess.run(pip_command(sys.executable, lock, target, runtime, architecture),
+            result = subprocess.run(pip_command(sys.executable, lock, target, runtime, architecture), check=False,
                                     cwd=work, env=pip_environment(os.environ), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pip explains on both
                                     text=True, errors="replace", timeout=PIP_TIMEOUT_SECONDS)
@@ -607,15 +603,22 @@ def store_cached(path: Path, key: str, tree: Tree) -> None:
     write_atomically(path, data, what=f"the dependency cache {str(path.parent)!r}", fix="pass --cache-dir=DIR")
 
 
-def dependencies(requirements: bytes, runtime: str, architecture: str, cache_dir: Path) -> tuple[Tree, Callable[[], None]]:
+def dependencies(requirements: bytes, runtime: str, architecture: str,
+                 cache_dir: Path) -> tuple[Tree, Callable[[], None]]:
     """The installed requirements, from the cache when it has them; and how to cache a fresh install
     (called only once the whole package is good, so a failed build writes nothing)."""
+    try:
+        pins = parse_requirements(requirements.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BuildError(f"{REQUIREMENTS} is not UTF-8; save it as UTF-8") from None
+    if not pins:
+        return Tree({}, frozenset(), {}), lambda: None
     key = cache_key(requirements, runtime, architecture)
     entry = cache_dir / f"deps-{key}.zip"
     cached = load_cached(entry, key)
     if cached is not None:
         return cached, lambda: None
-    tree = install_dependencies(requirements, runtime, architecture)
+    tree = install_dependencies(requirements, pins, runtime, architecture)
     return tree, lambda: store_cached(entry, key, tree)
 
 

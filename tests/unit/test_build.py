@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import zipfile
@@ -34,7 +33,7 @@ TREE_FILES = ["README.md", "app/__init__.py", "app/core.py", "app/data/config.js
 def run_build(*args: str, cwd: Path, env: dict[str, str] | None = None, umask: int | None = None,
               script: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script or build.HERE / "build.py"), *args],
+        [sys.executable, str(script or build.HERE / "build.py"), *args], check=False,
         cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )
@@ -135,7 +134,7 @@ def test_terraform_computes_the_same_file_list_from_the_same_rule(tmp_path, root
     source = copy_tree(tmp_path / "src")
     expression = (f'jsonencode([for f in fileset("{source}", "**") : f '
                   f'if !can(regex(jsondecode(file("{root / "build_rules.json"}")).exclude, f))])\n')
-    result = subprocess.run(["terraform", "console"], input=expression, cwd=tmp_path, capture_output=True,
+    result = subprocess.run(["terraform", "console"], check=False, input=expression, cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert sorted(json.loads(json.loads(result.stdout.strip()))) == build.source_files(source) == TREE_FILES
@@ -205,7 +204,7 @@ def test_the_unzipped_package_imports_its_subpackages_and_reads_its_data(tmp_pat
         z.extractall(unpacked)
     probe = "import json, handler; print(json.dumps(handler.handler({}, None), sort_keys=True))"
     result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(unpacked)!r}); {probe}"],
-                            capture_output=True, text=True, cwd=unpacked, timeout=60)
+                            check=False, capture_output=True, text=True, cwd=unpacked, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"names": ["token"], "core": "core", "leaf": 3,
                                          "config": {"greeting": "hello"}}
@@ -264,7 +263,8 @@ def test_requirements_must_be_a_full_lock_of_exact_pins():
     ("requests", "requests is not pinned"), ("requests>=2.0", "requests is not pinned"),
     ("requests==2.*", "requests is not pinned"), ("requests~=2.32", "requests is not pinned"),
     ("requests===2.32.3", "requests is not pinned"), ("requests==2.32.3,<3", "requests is not pinned"),
-    ("-r other.txt", "option -r is not accepted"), ("--index-url https://user:token@mirror/simple", "option --index-url"),
+    ("-r other.txt", "option -r is not accepted"),
+    ("--index-url https://user:token@mirror/simple", "option --index-url"),
     ("-e .", "option -e"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"), ("./local", "URLs and paths"),
 ])
 def test_unpinned_lines_and_options_are_refused_by_line_without_echoing_them(line, message):
@@ -288,7 +288,8 @@ def test_pip_runs_as_an_argument_list_for_the_target_not_the_host(tmp_path):
     command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64")
     assert command[:2] == ["/py", "-c"]
     assert {"install", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp", "--abi=cp312",
-            "--no-compile", "--platform=manylinux_2_34_aarch64", f"--requirement={tmp_path / 'req s.txt'}"} <= set(command)
+            "--no-compile", "--platform=manylinux_2_34_aarch64", f"--requirement={tmp_path / 'req s.txt'}",
+            } <= set(command)
     markers = json.loads(command[3])
     assert markers["python_version"] == "3.12" and markers["platform_machine"] == "aarch64"
     assert markers["sys_platform"] == "linux"
@@ -328,6 +329,35 @@ def test_a_cache_entry_round_trips_and_a_damaged_or_foreign_one_is_a_miss(tmp_pa
     assert build.load_cached(tmp_path / "absent.zip", "k") is None
 
 
+def installed_source(tmp_path: Path, monkeypatch, deps: build.Tree) -> Path:
+    """A source folder with a requirements.txt whose install (pip, stubbed here) gives ``deps``."""
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    (source / "requirements.txt").write_text("idna==3.10\n")
+    monkeypatch.setattr(build, "install_dependencies", lambda *args: deps)
+    return source / "handler.py.tmpl"
+
+
+def test_a_fresh_install_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
+    clash = build.Tree({"app/__init__.py": b"evil"}, frozenset(), {"app": "evil==1.0"})
+    template, cache = installed_source(tmp_path, monkeypatch, clash), tmp_path / "cache"
+    args = [f"--ciphertext=credential={BLOB_B64}", f"--template={template}", f"--output={tmp_path / 'fn.zip'}"]
+    assert build.main([*args, f"--cache-dir={cache}"]) == 2
+    assert "evil==1.0" in capsys.readouterr().err
+    assert not cache.exists() and not (tmp_path / "fn.zip").exists()
+    good = build.Tree({"idna/__init__.py": b"# idna"}, frozenset(), {"idna": "idna==3.10"})
+    monkeypatch.setattr(build, "install_dependencies", lambda *args: good)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert build.main([*args, f"--cache-dir={not_a_folder / 'cache'}"]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot write the dependency cache")
+    assert not (tmp_path / "fn.zip").exists()
+    assert build.main([*args, f"--cache-dir={cache}"]) == 0
+    key = build.cache_key(b"idna==3.10\n", "python3.13", "x86_64")
+    assert [path.name for path in cache.iterdir()] == [f"deps-{key}.zip"]
+    assert "idna/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
+
+
 def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
     mb = 2**20
     sizes = {"numpy/core.so": 200 * mb, "numpy/x.py": 10 * mb, "idna/__init__.py": 5 * mb, "app.py": mb}
@@ -344,7 +374,7 @@ def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
                                                r"limit of 200000 bytes \(largest: the source folder 0\.3"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
     monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 250_000)
-    with pytest.raises(build.BuildError, match=r"over Lambda's unzipped limit of 250000 \(largest: app/data/noise\.bin"):
+    with pytest.raises(build.BuildError, match=r"unzipped limit of 250000 \(largest: app/data/noise\.bin"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
 
 
@@ -387,8 +417,8 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
 def pythons() -> list[Path]:
     """Every CPython 3.9+ that pyenv has here (found, not hard-coded)."""
     pyenv = shutil.which("pyenv")
-    root = os.environ.get("PYENV_ROOT") or (subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
-                                            if pyenv else "")
+    root = os.environ.get("PYENV_ROOT") or (
+        subprocess.run([pyenv, "root"], check=False, capture_output=True, text=True).stdout.strip() if pyenv else "")
     found = {}
     for python in sorted(Path(root, "versions").glob("3.*/bin/python3")) if root else []:
         minor = int(python.parent.parent.name.split(".")[1])
@@ -405,9 +435,10 @@ def test_every_supported_python_builds_the_same_bytes(tmp_path):
     source = copy_tree(tmp_path / "src")
     digests = set()
     for python in interpreters:
+        output = tmp_path / f"{python.parent.parent.name}.zip"
         result = subprocess.run([str(python), str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
-                                 f"--template={source / 'handler.py.tmpl'}", f"--output={tmp_path / python.parent.parent.name}.zip"],
-                                capture_output=True, text=True, timeout=60)
+                                 f"--template={source / 'handler.py.tmpl'}", f"--output={output}"],
+                                check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (python, result.stderr)
         digests.add(result.stdout.splitlines()[-1])
     assert len(digests) == 1, interpreters
@@ -444,23 +475,37 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
     empty.write_bytes(b"")
     huge.write_bytes(b"x" * (build.MAX_CIPHERTEXT_BYTES + 1))
     os.mkfifo(fifo)  # nobody writes to it: reading it blocking would hang forever
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
 
-    def source(name: str, edit=None, template: str = "handler.py.tmpl") -> str:
+    def source(name: str, edit: Callable[[Path], object] | None = None, template: str = "handler.py.tmpl") -> str:
+        """--template= for a copy of the fixture folder, edited."""
         folder = tmp_path / name
         shutil.copytree(TREE, folder)
-        if template != "handler.py.tmpl":
-            (folder / "handler.py.tmpl").rename(folder / template)
+        (folder / "handler.py.tmpl").rename(folder / template)
         if edit:
             edit(folder)
         return f"--template={folder / template}"
 
-    def requirements(text: str | bytes):
-        return lambda folder: (folder / "requirements.txt").write_bytes(text if isinstance(text, bytes) else text.encode())
+    def write(name: str, content: str | bytes) -> Callable[[Path], object]:
+        data = content if isinstance(content, bytes) else content.encode()
+        return lambda folder: (folder / name).write_bytes(data)
 
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("")
+    def fifo_template(folder: Path) -> None:
+        (folder / "handler.py.tmpl").unlink()
+        os.mkfifo(folder / "handler.py.tmpl")
+
+    def linked_template(folder: Path) -> None:
+        (folder / "handler.py.tmpl").rename(tmp_path / "real.py.tmpl")
+        (folder / "handler.py.tmpl").symlink_to(tmp_path / "real.py.tmpl")
+
+    def huge_file(folder: Path) -> None:
+        os.truncate(folder / "app" / "data" / "config.json", build.MAX_UNZIPPED_BYTES + 1)  # sparse: nothing read
+
     ok = f"--ciphertext=credential={BLOB_B64}"
     unimportable = "gives a module Python cannot import"
+    latin1_template = "# Grüße\nX = __SEALED_CIPHERTEXTS__\n".encode("latin-1")
+    latin1_lock = "idna==3.10  # é\n".encode("latin-1")
     return {
         "unknown flag": lambda: ([ok, "--frobnicate=1"], "unrecognized arguments: --frobnicate;"),
         "abbreviated flag": lambda: ([f"--cipher=credential={BLOB_B64}"], "unrecognized arguments: --cipher;"),
@@ -469,7 +514,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
         "malformed pair": lambda: ([f"--ciphertext={BLOB_B64.replace('=', '')}"], "--ciphertext takes NAME=VALUE"),
         "bare blob": lambda: (["--ciphertext", BLOB_B64.replace("=", "")], "--ciphertext takes NAME=VALUE"),
         "bare padded blob": lambda: ([f"--ciphertext={base64.b64encode(BLOB[:100]).decode()}"],  # ends in "=="
-                             "--ciphertext takes NAME=VALUE"),
+                                     "--ciphertext takes NAME=VALUE"),
         "blob as name": lambda: ([f"--ciphertext={BLOB_B64}=x"], "the text before '=' is not a valid secret name"),
         "bad name": lambda: ([f"--ciphertext=9lives={BLOB_B64}"], "the text before '=' is not a valid secret name"),
         "invalid base64": lambda: (["--ciphertext=credential=not*base64!"], "'credential' is not valid base64"),
@@ -484,41 +529,39 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
         "unknown architecture": lambda: ([ok, "--architecture=amd64"], "--architecture must be one of x86_64, arm64"),
         "empty output": lambda: ([ok, "--output="], "--output is empty"),
         "missing template": lambda: ([ok, f"--template={tmp_path / 'gone.py.tmpl'}"], "handler template"),
-        "template without placeholder": lambda: ([ok, source("plain", lambda f: (f / "handler.py.tmpl").write_text("x = 1\n"))],
-                                         "exactly once (found 0)"),
-        "template not UTF-8": lambda: ([ok, source("latin1", lambda f: (f / "handler.py.tmpl").write_bytes(
-            "# Grüße\nX = __SEALED_CIPHERTEXTS__\n".encode("latin-1")))], "is not UTF-8 (byte 4)"),
-        "template is a FIFO": lambda: ([ok, source("fifo", lambda f: ((f / "handler.py.tmpl").unlink(),
-                                                             os.mkfifo(f / "handler.py.tmpl")))], "not a regular file"),
-        "template is a link": lambda: ([ok, source("link", lambda f: ((f / "handler.py.tmpl").rename(tmp_path / "real.py.tmpl"),
-                                                             (f / "handler.py.tmpl").symlink_to(tmp_path / "real.py.tmpl")))],
-                               "is a symbolic link"),
+        "template without placeholder": lambda: ([ok, source("plain", write("handler.py.tmpl", "x = 1\n"))],
+                                                 "exactly once (found 0)"),
+        "template not UTF-8": lambda: ([ok, source("latin1", write("handler.py.tmpl", latin1_template))],
+                                       "is not UTF-8 (byte 4)"),
+        "template is a FIFO": lambda: ([ok, source("fifo", fifo_template)], "not a regular file"),
+        "template is a link": lambda: ([ok, source("link", linked_template)], "is a symbolic link"),
         "template named like the helper": lambda: ([ok, source("helper", template="sealed_secrets.py.tmpl")],
-                                           "would replace the runtime helper"),
+                                                   "would replace the runtime helper"),
         "template a.b": lambda: ([ok, source("ab", template="a.b.py.tmpl")], unimportable),
         "template 1x": lambda: ([ok, source("digit", template="1x.py.tmpl")], unimportable),
         "template keyword": lambda: ([ok, source("keyword", template="class.py.tmpl")], unimportable),
         "template without .py": lambda: ([ok, source("nopy", template="handler.tmpl")], "must end in .py.tmpl"),
-        "handler.py beside the template": lambda: ([ok, source("beside", lambda f: (f / "handler.py").write_text("x = 1\n"))],
-                                           "'handler.py', which would shadow the handler"),
-        "foreign helper in source": lambda: ([ok, source("foreign", lambda f: (f / "sealed_secrets.py").write_text("x = 1\n"))],
-                                     "its own sealed_secrets.py"),
+        "handler.py beside the template": lambda: ([ok, source("beside", write("handler.py", "x = 1\n"))],
+                                                   "'handler.py', which would shadow the handler"),
+        "foreign helper in source": lambda: ([ok, source("foreign", write("sealed_secrets.py", "x = 1\n"))],
+                                             "its own sealed_secrets.py"),
         "link in source": lambda: ([ok, source("symlink", lambda f: (f / "app" / "passwd").symlink_to("/etc/passwd"))],
-                           "'app/passwd' is a symbolic link"),
+                                   "'app/passwd' is a symbolic link"),
         "FIFO in source": lambda: ([ok, source("fifo_src", lambda f: os.mkfifo(f / "app" / "pipe"))],
-                           "'app/pipe' is not a regular file"),
-        "source over 250 MB": lambda: ([ok, source("huge", lambda f: os.truncate(f / "app" / "data" / "config.json",
-                                                                        build.MAX_UNZIPPED_BYTES + 1))],
-                               "over Lambda's unzipped limit of 262144000 (largest: app/data/config.json"),
+                                   "'app/pipe' is not a regular file"),
+        "source over 250 MB": lambda: ([ok, source("huge", huge_file)],
+                                       "over Lambda's unzipped limit of 262144000 (largest: app/data/config.json"),
         "output inside source": lambda: ([ok, source("inside"), f"--output={tmp_path / 'inside' / 'dist' / 'fn.zip'}"],
-                                 "--output is inside the template's folder"),
-        "cache inside source": lambda: ([ok, source("cache", requirements("idna==3.10\n")),
-                                 f"--cache-dir={tmp_path / 'cache' / 'deps'}"], "--cache-dir is inside"),
-        "unpinned requirement": lambda: ([ok, source("unpinned", requirements("idna>=3\n"))], "line 1: idna is not pinned"),
-        "requirements option": lambda: ([ok, source("option", requirements(
-            "--extra-index-url https://user:token@evil/simple\nidna==3.10\n"))], "option --extra-index-url"),
-        "requirements not UTF-8": lambda: ([ok, source("req_latin1", requirements("idna==3.10 # é\n".encode("latin-1")))],
-                                   "requirements.txt is not UTF-8"),
+                                         "--output is inside the template's folder"),
+        "cache inside source": lambda: ([ok, source("cache", write("requirements.txt", "idna==3.10\n")),
+                                         f"--cache-dir={tmp_path / 'cache' / 'deps'}"], "--cache-dir is inside"),
+        "unpinned requirement": lambda: ([ok, source("unpinned", write("requirements.txt", "idna>=3\n"))],
+                                         "line 1: idna is not pinned"),
+        "requirements option": lambda: ([ok, source("option", write("requirements.txt", "--extra-index-url "
+                                                                    "https://user:token@evil/simple\nidna==3.10\n"))],
+                                        "option --extra-index-url"),
+        "requirements not UTF-8": lambda: ([ok, source("latin1_lock", write("requirements.txt", latin1_lock))],
+                                           "requirements.txt is not UTF-8"),
         "unwritable output": lambda: ([ok, f"--output={not_a_dir / 'lambda.zip'}"], "cannot write"),
     }
 
