@@ -14,8 +14,9 @@ demo: bootstrap
 test: bootstrap
 	@$(PYTHON) -m pytest
 
-## bench: this project against the seed's handler on the same embedded LocalStack
+## bench: floor, ours, the seed and Secrets Manager + Powertools on one embedded LocalStack (bench/results.md, .png)
 bench: bootstrap
+	@$(PYTHON) -m pip install --disable-pip-version-check --quiet --requirement requirements-bench.txt
 	@$(PYTHON) bench/bench.py
 	@$(PYTHON) localstack-process-executor/benchmarks/measure.py
 

@@ -1,13 +1,24 @@
-"""make bench: this project's handler against the seed's, side by side on one embedded LocalStack.
+"""make bench: four functions on one embedded LocalStack, measured in one run, drift shared alike.
 
-Both are deployed the same way (this module, tflocal apply; the seed through handler_template).
-It measures and reports; it asserts nothing about timings. Prints a Markdown table and writes
-it to bench/results.md.
+    floor           opens no secret (same packaging path, nothing of ours runs)    bench/floor/
+    ours            sealed_secrets.get_secret: one KMS Decrypt per container       bench/ours/
+    seed            a new boto3 KMS client and a Decrypt on every invoke           bench/seed/
+    secretsmanager  Powertools' parameters.get_secret, boto3, cached max_age       bench/powertools/
+
+All four are deployed by this module (tflocal apply, handler_template, same runtime and memory).
+It measures cold starts (retire the environments, then one invoke), warm invokes, the REPORT
+line's Duration and Init Duration, the AWS API calls LocalStack served, and a
+sweep of parallel callers. It reports and asserts nothing: it prints Markdown, writes
+bench/results.md and bench/results.png. Small counts for development:
+
+    python bench/bench.py --cold-starts=3 --warm-rounds=1 --per-block=10 --sweep=1,2
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import importlib.util
 import os
 import platform
 import re
@@ -17,125 +28,216 @@ import sys
 import tempfile
 import time
 import timeit
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import report  # bench/ is this script's folder, first on sys.path
+from localdeploy import DeployError, Stack, aws_environment, invoke, retire_environments, use_project_terraform_config
+from localstack_client.session import Session
+from localstack_process_executor.launcher import DEFAULT_SERVICES, EmbeddedLocalStack, LauncherError
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]  # build.py and the runtime helper are files, not packages
+BENCH = ROOT / "bench"
+RUNTIME, MEMORY_MB = "python3.13", 128
+SECRET_NAME, SECRET_VALUE = "credential", "hello, world!"  # a dummy: the handlers echo it so we can check them
+SM_SECRET_ID = "bench/credential"  # the Secrets Manager copy; bench/powertools/handler.py.tmpl names it too
+SERVICES = (*DEFAULT_SERVICES, "secretsmanager")
+KMS_DECRYPT, GET_SECRET_VALUE, INVOKE = "kms.Decrypt", "secretsmanager.GetSecretValue", "lambda.Invoke"
+COUNTED = (KMS_DECRYPT, GET_SECRET_VALUE)
 
-import build  # noqa: E402
-import sealed_secrets  # noqa: E402
-from localdeploy import Stack, aws_environment, invoke, retire_environments, use_project_terraform_config  # noqa: E402
-from localstack_client.session import Session  # noqa: E402
-from localstack_process_executor.launcher import EmbeddedLocalStack  # noqa: E402
 
-SECRET = {"credential": "hello, world!"}
-WARM_ROUNDS, WARM_PER_ROUND = 3, 100
-COLD_STARTS = 7
+class BenchError(Exception):
+    """The run cannot go on (a function answered wrongly, LocalStack did not log a request, ...)."""
+
+
+@dataclass(frozen=True)
+class Function:
+    label: str
+    template: Path
+    answer: str  # what a correct invoke returns
+
+
+FUNCTIONS = (
+    Function("floor", BENCH / "floor" / "handler.py.tmpl", "floor"),
+    Function("ours", BENCH / "ours" / "handler.py.tmpl", SECRET_VALUE),
+    Function("seed", BENCH / "seed" / "handler.py.tmpl", SECRET_VALUE),
+    Function("secretsmanager", BENCH / "powertools" / "handler.py.tmpl", SECRET_VALUE),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One invoke: the round trip the caller saw, and the REPORT line's figures."""
+
+    round_trip_ms: float
+    duration_ms: float
+    init_ms: float | None
+
+
+@dataclass
+class Measured:
+    """Everything measured for one function."""
+
+    cold: list[Sample] = field(default_factory=list)  # cold[i] was taken in round i, like every function's
+    warm: list[Sample] = field(default_factory=list)
+    cold_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    warm_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    sweep: dict[int, tuple[float, list[float]]] = field(default_factory=dict)  # callers -> (invokes/s, ms)
 
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+REPORT_DURATION = re.compile(r"^REPORT RequestId: \S+\tDuration: ([0-9.]+) ms", re.MULTILINE)
+REPORT_INIT = re.compile(r"^REPORT .*\tInit Duration: ([0-9.]+) ms", re.MULTILINE)  # first invoke of an environment
 
 
-REPORTED_DURATION = re.compile(r"REPORT RequestId: \S+\tDuration: ([0-9.]+) ms")
-
-
-def timed_invoke(lambda_client, name: str) -> tuple[float, float]:
-    """(round trip as the caller sees it, the handler's own Duration from the REPORT line), in ms."""
+def timed_invoke(lambda_client: Any, function: Function) -> Sample:
     started = time.perf_counter()
-    error, payload, logs = invoke(lambda_client, name)
-    elapsed = (time.perf_counter() - started) * 1000
-    if error or payload != SECRET["credential"]:
-        raise SystemExit(f"error: {name} answered {error}: {payload}")
-    return elapsed, float(REPORTED_DURATION.search(logs).group(1))
+    error, payload, logs = invoke(lambda_client, f"bench-{function.label}")
+    round_trip = (time.perf_counter() - started) * 1000
+    if error or payload != function.answer:  # the payload is never echoed: it may hold the secret
+        raise BenchError(f"{function.label} answered {error or 'an unexpected payload'}")
+    duration, init = REPORT_DURATION.search(logs), REPORT_INIT.search(logs)
+    if not duration:
+        raise BenchError(f"{function.label}: no REPORT line in the invoke's log tail")
+    return Sample(round_trip, float(duration[1]), float(init[1]) if init else None)
 
 
-def measure_functions(localstack: EmbeddedLocalStack, stacks: dict[str, Stack]) -> dict[str, dict[str, float]]:
-    lambda_client = Session(localstack_host=f"127.0.0.1:{localstack.port}").client("lambda")
-    results: dict[str, dict[str, float]] = {label: {} for label in stacks}
-    warm: dict[str, list[float]] = {label: [] for label in stacks}
-    duration: dict[str, list[float]] = {label: [] for label in stacks}
-    decrypts: dict[str, list[int]] = {label: [] for label in stacks}
-    for label, stack in stacks.items():
-        timed_invoke(lambda_client, stack.function_name)  # the cold start, not counted as warm
-    for round_ in range(WARM_ROUNDS):  # alternate blocks so drift hits both alike
-        for label, stack in stacks.items():
-            before = localstack.served("kms.Decrypt")
-            for _ in range(WARM_PER_ROUND):
-                round_trip, handler_ms = timed_invoke(lambda_client, stack.function_name)
-                warm[label].append(round_trip)
-                duration[label].append(handler_ms)
-            time.sleep(0.3)  # LocalStack logs a request after answering it
-            decrypts[label].append(localstack.served("kms.Decrypt") - before)
-        log(f"warm round {round_ + 1}/{WARM_ROUNDS} done")
-    cold: dict[str, list[float]] = {label: [] for label in stacks}
-    for attempt in range(COLD_STARTS):
-        for label, stack in stacks.items():
-            retire_environments(lambda_client, stack.function_name)
-            cold[label].append(timed_invoke(lambda_client, stack.function_name)[0])
-        log(f"cold start {attempt + 1}/{COLD_STARTS} done")
-    for label in stacks:
-        results[label] = {
-            "warm_median": statistics.median(warm[label]),
-            "warm_p90": percentile(warm[label], 0.9),
-            "warm_n": len(warm[label]),
-            "duration_median": statistics.median(duration[label]),
-            "decrypts_per_100": statistics.median(decrypts[label]) * 100 / WARM_PER_ROUND,
-            "cold_median": statistics.median(cold[label]),
-        }
-    return results
+class RequestLog:
+    """API calls LocalStack served, from its request log (EmbeddedLocalStack.served)."""
+
+    def __init__(self, localstack: EmbeddedLocalStack) -> None:
+        self.localstack = localstack
+
+    def counts(self) -> dict[str, int]:
+        return {operation: self.localstack.served(operation) for operation in (INVOKE, *COUNTED)}
+
+    def settled(self, before: dict[str, int], invokes: int, timeout_s: float = 10.0) -> dict[str, int]:
+        """Counts once LocalStack has logged ``invokes`` more Invokes than ``before``.
+
+        It logs a request after answering it, and a function's own KMS or Secrets Manager call is
+        answered before the Invoke that made it, so this is a barrier for the calls inside too.
+        """
+        deadline = time.monotonic() + timeout_s
+        while (now := self.counts())[INVOKE] < before[INVOKE] + invokes:
+            if time.monotonic() > deadline:
+                raise BenchError(f"LocalStack logged {now[INVOKE] - before[INVOKE]} of {invokes} invokes")
+            time.sleep(0.02)
+        return now
+
+    @staticmethod
+    def add(total: dict[str, int], before: dict[str, int], after: dict[str, int]) -> None:
+        for operation in COUNTED:
+            total[operation] += after[operation] - before[operation]
 
 
-def measure_cached_read() -> tuple[float, float, float]:
-    """ns per call: SealedSecrets.get, get_secret, and a plain dict lookup (the floor)."""
+def rotated(items: Sequence[Function], by: int) -> list[Function]:
+    """A different function goes first in each round, so none always follows a particular other."""
+    by %= len(items)
+    return [*items[by:], *items[:by]]
 
-    class OneShotKms:
-        def decrypt(self, **_):
-            return {"Plaintext": b"hello, world!"}
 
-    secrets = sealed_secrets.register({"credential": "QQ=="})
-    secrets._client = OneShotKms()
-    secrets._function_name = "bench"
-    secrets.get("credential")
-    plain = {"credential": "hello, world!"}
+def measure_cold_starts(client: Any, requests: RequestLog, results: dict[str, Measured], rounds: int) -> None:
+    for round_ in range(rounds):
+        for function in rotated(FUNCTIONS, round_):
+            retire_environments(client, f"bench-{function.label}")
+            before = requests.counts()
+            results[function.label].cold.append(timed_invoke(client, function))
+            requests.add(results[function.label].cold_calls, before, requests.settled(before, 1))
+        log(f"cold starts: round {round_ + 1}/{rounds}")
+
+
+def measure_warm(client: Any, requests: RequestLog, results: dict[str, Measured], rounds: int, per_block: int) -> None:
+    for function in FUNCTIONS:  # the environment from the last cold start: warm it, uncounted
+        timed_invoke(client, function)
+    for round_ in range(rounds):  # alternating blocks, so drift hits all four alike
+        for function in rotated(FUNCTIONS, round_):
+            before = requests.counts()
+            results[function.label].warm += [timed_invoke(client, function) for _ in range(per_block)]
+            requests.add(results[function.label].warm_calls, before, requests.settled(before, per_block))
+        log(f"warm invokes: round {round_ + 1}/{rounds}")
+
+
+def parallel_invokes(clients: Sequence[Any], function: Function, count: int) -> tuple[float, list[float]]:
+    """``count`` invokes from ``len(clients)`` callers at once: (wall seconds, round trips in ms)."""
+    shares = [count // len(clients) + (index < count % len(clients)) for index in range(len(clients))]
+
+    def caller(client: Any, share: int) -> list[float]:
+        return [timed_invoke(client, function).round_trip_ms for _ in range(share)]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        latencies = [ms for result in pool.map(caller, clients, shares) for ms in result]
+    return time.perf_counter() - started, latencies
+
+
+def measure_sweep(clients: Sequence[Any], results: dict[str, Measured], callers: Sequence[int], per_caller: int) -> None:
+    for step, width in enumerate(callers):
+        for function in rotated(FUNCTIONS, step):
+            parallel_invokes(clients[:width], function, 2 * width)  # bring up `width` warm environments first
+            wall, latencies = parallel_invokes(clients[:width], function, per_caller * width)
+            results[function.label].sweep[width] = (len(latencies) / wall, latencies)
+        log(f"sweep: {width} parallel callers")
+
+
+# --- measures outside LocalStack ------------------------------------------------------------
+
+
+def load_helper() -> ModuleType:
+    """lambda_src/sealed_secrets.py is a file, not an installed package: load it by path."""
+    spec = importlib.util.spec_from_file_location("sealed_secrets", ROOT / "lambda_src" / "sealed_secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure_cached_read() -> tuple[float, float]:
+    """ns per call: a cached SealedSecrets.get, and a plain dict lookup (the floor)."""
+
+    class OneShotKms:  # a handler's own client: answers the first Decrypt, then the cache serves
+        def decrypt(self, **_: Any) -> dict[str, bytes]:
+            return {"Plaintext": SECRET_VALUE.encode()}
+
+    secrets = load_helper().SealedSecrets({SECRET_NAME: "QQ=="}, client=OneShotKms(), function_name="bench")
+    secrets.get(SECRET_NAME)
+    plain = {SECRET_NAME: SECRET_VALUE}
     number = 1_000_000
 
-    def per_call(statement) -> float:
+    def per_call(statement: Callable[[], object]) -> float:
         return statistics.median(timeit.repeat(statement, number=number, repeat=7)) / number * 1e9
 
-    return (per_call(lambda: secrets.get("credential")), per_call(lambda: sealed_secrets.get_secret("credential")),
-            per_call(lambda: plain.get("credential")))
+    return per_call(lambda: secrets.get(SECRET_NAME)), per_call(lambda: plain.get(SECRET_NAME))
 
 
-def measure_build() -> dict[str, object]:
-    ciphertexts = {"credential": base64.b64encode(os.urandom(184)).decode()}
-    args = [f"--ciphertext=credential={ciphertexts['credential']}"]
+def measure_build() -> dict[str, Any]:
+    """``python build.py`` from three folders with different umasks and time zones: time and digests."""
+    blob = base64.b64encode(os.urandom(184)).decode()
+    digests, times = [], []
     with tempfile.TemporaryDirectory() as scratch:
-        output = Path(scratch) / "in-process.zip"
-
-        def build_once() -> None:
-            build.write_atomically(output, build.build_zip(build.package_entries(build.DEFAULT_TEMPLATE, ciphertexts)))
-
-        in_process = statistics.median(timeit.repeat(build_once, number=1, repeat=50)) * 1000
-        digests, cli_times = [], []
-        for index, (umask, tz) in enumerate([(0o022, "UTC"), (0o077, "Pacific/Kiritimati"), (0o002, "America/Adak")]):
+        for index, (umask, zone) in enumerate([(0o022, "UTC"), (0o077, "Pacific/Kiritimati"), (0o002, "America/Adak")]):
             workdir = Path(scratch) / f"dir {index}"
             workdir.mkdir()
             started = time.perf_counter()
-            result = subprocess.run([sys.executable, str(ROOT / "build.py"), *args, "--output", "out.zip"],
-                                    cwd=workdir, env={**os.environ, "TZ": tz}, capture_output=True, text=True,
-                                    preexec_fn=lambda umask=umask: os.umask(umask), check=True)
-            cli_times.append((time.perf_counter() - started) * 1000)
+            result = subprocess.run(
+                [sys.executable, str(ROOT / "build.py"), f"--ciphertext={SECRET_NAME}={blob}", "--output=out.zip"],
+                cwd=workdir, env={**os.environ, "TZ": zone}, capture_output=True, text=True,
+                preexec_fn=lambda umask=umask: os.umask(umask),
+            )
+            times.append((time.perf_counter() - started) * 1000)
+            if result.returncode != 0:
+                raise BenchError(f"build.py failed: {result.stderr.strip()}")
             digests.append(result.stdout.split()[-1])
-    return {"in_process_ms": in_process, "cli_ms": statistics.median(cli_times), "digests": digests}
+    return {"cli_ms": statistics.median(times), "digests": digests}
 
 
 def measure_plan(stack: Stack) -> tuple[int, float]:
+    """``terraform plan`` right after apply: the worst exit code of three (0 = no changes), median seconds."""
     times, codes = [], []
     for _ in range(3):
         started = time.perf_counter()
@@ -144,74 +246,121 @@ def measure_plan(stack: Stack) -> tuple[int, float]:
     return max(codes), statistics.median(times)
 
 
+MODULE_PATHS = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "build.py", "build_rules.json", "lambda_src", "bench")
+
+
+def source() -> str:
+    """The commit measured, and whether the module or the bench differed from it in the working tree."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--", *MODULE_PATHS, ":(exclude)bench/results.*")
+    return f"commit {commit}" + (" with uncommitted changes to the module or the bench" if changed else "")
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
-def main() -> int:
+# --- the run ---------------------------------------------------------------------------------
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def callers_list(text: str) -> list[int]:
+    return [positive(part) for part in text.split(",")]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, not argparse's usage block
+        print(f"error: {message}; see python bench/bench.py --help", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold-starts", type=positive, default=25, help="cold starts per function (default 25)")
+    parser.add_argument("--warm-rounds", type=positive, default=6, help="alternating warm blocks (default 6)")
+    parser.add_argument("--per-block", type=positive, default=100, help="invokes per warm block (default 100)")
+    parser.add_argument("--sweep", type=callers_list, default=[1, 2, 4, 8], help="parallel callers (default 1,2,4,8)")
+    parser.add_argument("--per-caller", type=positive, default=25, help="sweep invokes per caller (default 25)")
+    return parser.parse_args(argv)
+
+
+def deploy(function: Function) -> Stack:
+    log(f"tflocal apply: {function.label}")
+    variables = {"handler_template": str(function.template), "runtime": RUNTIME, "memory_size": MEMORY_MB}
+    stack = Stack(f"bench-{function.label}", secrets={SECRET_NAME: SECRET_VALUE}, extra_vars=variables)
+    try:
+        return stack.init().apply()
+    except BaseException:
+        stack.remove()
+        raise
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Measured], dict[str, Any]]:
+    localstack = EmbeddedLocalStack(services=SERVICES)
+    stacks: list[Stack] = []
+    context: dict[str, Any] = {"loads": {}}
+    try:
+        log(f"starting LocalStack on {localstack.endpoint_url} with {', '.join(SERVICES)}")
+        localstack.start()
+        session = Session(localstack_host=f"127.0.0.1:{localstack.port}")
+        with aws_environment(localstack.client_env()):
+            session.client("secretsmanager").create_secret(Name=SM_SECRET_ID, SecretString=SECRET_VALUE)
+            for function in FUNCTIONS:
+                stacks.append(deploy(function))
+            log("terraform plan after apply (before the cold starts change the functions' descriptions)")
+            context["plan"] = measure_plan(stacks[1])
+        clients = [session.client("lambda") for _ in range(max(args.sweep))]
+        requests = RequestLog(localstack)
+        results = {function.label: Measured() for function in FUNCTIONS}
+        context["loads"]["start"] = os.getloadavg()
+        measure_cold_starts(clients[0], requests, results, args.cold_starts)
+        context["loads"]["after cold starts"] = os.getloadavg()
+        measure_warm(clients[0], requests, results, args.warm_rounds, args.per_block)
+        context["loads"]["after warm"] = os.getloadavg()
+        measure_sweep(clients, results, args.sweep, args.per_caller)
+        context["loads"]["end"] = os.getloadavg()
+        return results, context
+    finally:
+        for stack in stacks:
+            stack.remove()
+        localstack.stop()  # it takes its functions' processes with it
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report.check_plotting()  # fail now, not after minutes of measuring
     use_project_terraform_config()
     started = time.monotonic()
-    log("measuring build.py and the cached read")
-    build_results = measure_build()
-    ours_ns, function_ns, floor_ns = measure_cached_read()
-    localstack = EmbeddedLocalStack()
-    log(f"starting LocalStack on {localstack.endpoint_url}")
-    stacks: dict[str, Stack] = {}
     try:
-        localstack.start()
-        with aws_environment(localstack.client_env()):
-            for label, template in [("ours", None), ("seed", str(ROOT / "bench" / "seed" / "handler.py.tmpl"))]:
-                log(f"tflocal apply: {label}")
-                extra = {"handler_template": template} if template else {}
-                stacks[label] = Stack(f"bench-{label}", secrets=SECRET, extra_vars=extra).init().apply()
-            log("timing terraform plan after apply")  # first: the cold-start runs below touch the function
-            plan_code, plan_seconds = measure_plan(stacks["ours"])
-            functions = measure_functions(localstack, stacks)
-            for stack in stacks.values():
-                stack.destroy()
-    finally:
-        for stack in stacks.values():
-            stack.remove()
-        localstack.stop()
-    ours, seed = functions["ours"], functions["seed"]
-    identical = len(set(build_results["digests"])) == 1
-    rows = [
-        ("warm invoke, median (ms)", f"{ours['warm_median']:.2f}", f"{seed['warm_median']:.2f}",
-         f"{ours['warm_median'] / seed['warm_median']:.2f}×"),
-        ("warm invoke, p90 (ms)", f"{ours['warm_p90']:.2f}", f"{seed['warm_p90']:.2f}",
-         f"{ours['warm_p90'] / seed['warm_p90']:.2f}×"),
-        ("handler Duration in the REPORT line, warm median (ms)", f"{ours['duration_median']:.3f}",
-         f"{seed['duration_median']:.3f}", f"{ours['duration_median'] / seed['duration_median']:.3f}×"),
-        ("KMS Decrypt calls per 100 warm invokes", f"{ours['decrypts_per_100']:.0f}", f"{seed['decrypts_per_100']:.0f}", ""),
-        (f"cold start, first invoke of a fresh environment, median of {COLD_STARTS} (ms)",
-         f"{ours['cold_median']:.0f}", f"{seed['cold_median']:.0f}", f"{ours['cold_median'] / seed['cold_median']:.2f}×"),
-    ]
-    lines = [
+        log("measuring build.py and the cached read")
+        build = measure_build()
+        cached_ns, dict_ns = measure_cached_read()
+        results, context = run(args)
+    except (BenchError, DeployError, LauncherError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    header = (
         f"Measured {time.strftime('%Y-%m-%d')} by `make bench` on {machine()}; LocalStack 2026.3.0 in host mode "
-        f"with the process executor; {ours['warm_n']} warm invocations per handler in {WARM_ROUNDS} alternating blocks.",
-        "",
-        "| measure | ours | seed | ours/seed |",
-        "|---|---:|---:|---:|",
-        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
-        "",
-        "| measure | value |",
-        "|---|---:|",
-        f"| cached `SealedSecrets.get` read (ns, median of 7×10⁶) | {ours_ns:.0f} |",
-        f"| cached `get_secret` read (ns) | {function_ns:.0f} |",
-        f"| dict lookup, the floor (ns) | {floor_ns:.0f} |",
-        f"| build.py in-process build, median of 50 (ms) | {build_results['in_process_ms']:.2f} |",
-        f"| `python build.py` wall time incl. interpreter start, median of 3 (ms) | {build_results['cli_ms']:.0f} |",
-        f"| byte-identical zips across 3 directories, umasks 022/077/002, TZ UTC/Kiritimati/Adak | {'yes' if identical else 'NO'} (`{build_results['digests'][0]}`) |",
-        f"| `terraform plan` after apply: exit code (0 = no changes) | {plan_code} |",
-        f"| `terraform plan` after apply: wall time, median of 3 (s) | {plan_seconds:.1f} |",
-    ]
-    report = "\n".join(lines) + "\n"
-    (ROOT / "bench" / "results.md").write_text(report)
-    print(report)
-    log(f"done in {time.monotonic() - started:.0f}s; written to bench/results.md")
+        f"with the process executor; {RUNTIME}, {MEMORY_MB} MB for all four functions; {source()}."
+    )
+    text = report.markdown(header, results, context, args, {"cached_ns": cached_ns, "dict_ns": dict_ns, **build})
+    (BENCH / "results.md").write_text(text)
+    report.plot(results, args, BENCH / "results.png")
+    print(text)
+    log(f"done in {time.monotonic() - started:.0f}s; written to bench/results.md and bench/results.png")
     return 0
 
 

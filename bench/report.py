@@ -1,0 +1,326 @@
+"""make bench's output: the Markdown for bench/results.md and the PNG plot. Formatting only."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import costs
+import stats
+
+if TYPE_CHECKING:
+    from bench import Measured
+
+TITLES = {"floor": "floor", "ours": "ours", "seed": "seed", "secretsmanager": "Secrets Manager + Powertools"}
+COLD_TARGET, WARM_TARGET = 0.25, 1.05
+CHURN = costs.Churn()
+TARGET_NAMES = {"cold": "the cold-start target", "warm": "the warm target", "kms": "0 KMS calls warm"}
+
+
+def check_plotting() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit("error: matplotlib is not installed; make bench installs requirements-bench.txt") from None
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+
+def number(value: float) -> str:
+    """Two significant figures for small values, none wasted on large ones: 0.00028, 3.6, 78,840."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.2g}"
+
+
+def usd(value: float) -> str:
+    if value >= 100:
+        return f"${value:,.0f}"
+    return f"${value:.2f}" if value >= 1 else f"${number(value)}"
+
+
+def percent(fraction: float) -> str:
+    return "< 0.001 %" if 0 < fraction < 1e-5 else f"{number(fraction * 100)} %"
+
+
+def per_100(calls: int, invokes: int) -> float:
+    return calls * 100 / invokes
+
+
+def api_calls(measured: Measured) -> costs.ApiCalls:
+    """The measured calls of one function, as the cost model takes them."""
+    warm, cold = len(measured.warm), len(measured.cold)
+    return costs.ApiCalls(
+        kms_per_invoke=measured.warm_calls["kms.Decrypt"] / warm,
+        kms_per_cold_start=measured.cold_calls["kms.Decrypt"] / cold,
+        gets_per_invoke=measured.warm_calls["secretsmanager.GetSecretValue"] / warm,
+        gets_per_cold_start=measured.cold_calls["secretsmanager.GetSecretValue"] / cold,
+    )
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
+    align = align or "l" + "r" * (len(head) - 1)
+    rule = "|".join("---" if side == "l" else "---:" for side in align)
+    return [f"| {' | '.join(head)} |", f"|{rule}|", *(f"| {' | '.join(row)} |" for row in rows)]
+
+
+def measures_table(results: dict[str, Measured]) -> list[str]:
+    """One row per measure, one column per function; after the floor, each value (minus the floor)."""
+    rows: list[tuple[str, Callable[[Measured], float], Callable[[float], str]]] = [
+        ("cold start, round trip, median (ms)", lambda m: stats.Summary.of(rt(m.cold)).median, fixed(0)),
+        ("cold start, round trip, p90 (ms)", lambda m: stats.Summary.of(rt(m.cold)).p90, fixed(0)),
+        ("Init Duration (REPORT), median (ms)", lambda m: stats.Summary.of(inits(m)).median, fixed(1)),
+        ("Init Duration (REPORT), p90 (ms)", lambda m: stats.Summary.of(inits(m)).p90, fixed(1)),
+        ("cold invoke's handler Duration (REPORT), median (ms)",
+         lambda m: stats.Summary.of([s.duration_ms for s in m.cold]).median, fixed(1)),
+        ("warm invoke, round trip, median (ms)", lambda m: stats.Summary.of(rt(m.warm)).median, fixed(2)),
+        ("warm invoke, round trip, p90 (ms)", lambda m: stats.Summary.of(rt(m.warm)).p90, fixed(2)),
+        ("warm handler Duration (REPORT), median (ms)",
+         lambda m: stats.Summary.of([s.duration_ms for s in m.warm]).median, fixed(2)),
+        ("warm handler Duration (REPORT), p90 (ms)",
+         lambda m: stats.Summary.of([s.duration_ms for s in m.warm]).p90, fixed(2)),
+        ("KMS Decrypt per 100 warm invokes", lambda m: per_100(m.warm_calls["kms.Decrypt"], len(m.warm)), fixed(0)),
+        ("GetSecretValue per 100 warm invokes",
+         lambda m: per_100(m.warm_calls["secretsmanager.GetSecretValue"], len(m.warm)), fixed(0)),
+        ("KMS Decrypt per 100 cold starts", lambda m: per_100(m.cold_calls["kms.Decrypt"], len(m.cold)), fixed(0)),
+        ("GetSecretValue per 100 cold starts",
+         lambda m: per_100(m.cold_calls["secretsmanager.GetSecretValue"], len(m.cold)), fixed(0)),
+    ]
+    labels = list(results)
+    body = []
+    for title, measure, show in rows:
+        floor = measure(results["floor"])
+        cells = [show(floor)]
+        for label in labels[1:]:
+            value = measure(results[label])
+            delta = value - floor
+            cells.append(f"{show(value)} ({'+' if delta >= 0 else '−'}{show(abs(delta))})")
+        body.append([title, *cells])
+    return table(["measure", *(TITLES[label] for label in labels)], body)
+
+
+def fixed(places: int) -> Callable[[float], str]:
+    return lambda value: f"{value:,.{places}f}"
+
+
+def rt(samples: Sequence[Any]) -> list[float]:
+    return [sample.round_trip_ms for sample in samples]
+
+
+def inits(measured: Measured) -> list[float]:
+    return [sample.init_ms for sample in measured.cold if sample.init_ms is not None] or [float("nan")]
+
+
+def targets_table(results: dict[str, Measured]) -> tuple[list[str], dict[str, bool]]:
+    ours, seed, floor = results["ours"], results["seed"], results["floor"]
+    cold = [rt(ours.cold), rt(seed.cold), rt(floor.cold)]
+    cold_ratio = stats.median_overhead_ratio(cold)
+    cold_ci = stats.bootstrap_interval(cold, stats.median_overhead_ratio, paired=True)
+    billed = [[s.duration_ms + (s.init_ms or 0) for s in m.cold] for m in (ours, seed, floor)]
+    billed_ratio = stats.median_overhead_ratio(billed)
+    warm = [rt(ours.warm), rt(floor.warm)]
+    warm_ratio = stats.median_ratio(warm)
+    warm_ci = stats.bootstrap_interval(warm, stats.median_ratio, paired=False)
+    kms_warm = per_100(ours.warm_calls["kms.Decrypt"], len(ours.warm))
+    met = {"cold": cold_ratio <= COLD_TARGET, "warm": warm_ratio <= WARM_TARGET, "kms": kms_warm == 0}
+    rows = [
+        ["cold start above the floor ≤ 0.25 × the seed's: (ours − floor) ÷ (seed − floor), round-trip medians",
+         f"{cold_ratio:.3f} (90 % CI {cold_ci[0]:.3f}–{cold_ci[1]:.3f})", verdict(met["cold"])],
+        ["the same from the REPORT line (Init Duration + Duration of the cold invoke), for reference",
+         f"{billed_ratio:.3f}", ""],
+        ["warm ours ÷ floor ≤ 1.05, round-trip medians",
+         f"{warm_ratio:.3f} (90 % CI {warm_ci[0]:.3f}–{warm_ci[1]:.3f})", verdict(met["warm"])],
+        ["0 KMS calls per 100 warm invokes (ours)", f"{kms_warm:g}", verdict(met["kms"])],
+    ]
+    return table(["target", "measured in this run", "met?"], rows, "lrl"), met
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def sweep_table(results: dict[str, Measured], callers: Sequence[int]) -> list[str]:
+    rows = []
+    for width in callers:
+        cells = []
+        for measured in results.values():
+            throughput, latencies = measured.sweep[width]
+            summary = stats.Summary.of(latencies)
+            cells.append(f"{throughput:.0f}/s · {summary.median:.1f} / {summary.p90:.1f} ms")
+        rows.append([str(width), *cells])
+    return table(["parallel callers", *(TITLES[label] for label in results)], rows)
+
+
+def scale_tables(results: dict[str, Measured]) -> list[str]:
+    seed, ours = api_calls(results["seed"]), api_calls(results["ours"])
+    measured_sm = api_calls(results["secretsmanager"])
+    sm = costs.ApiCalls(**{**measured_sm.__dict__, "refresh_s": costs.POWERTOOLS_DEFAULT_MAX_AGE_S})
+    calls_rows, cost_rows = [], []
+    for rate in costs.RATES_PER_S:
+        loads = {name: costs.load(calls, rate, CHURN) for name, calls in (("seed", seed), ("ours", ours), ("sm", sm))}
+        calls_rows.append([
+            f"{rate:,}", f"{CHURN.environments(rate):,}", number(CHURN.cold_starts_per_s(rate)),
+            number(loads["seed"].kms_total), percent(costs.kms_quota_share(loads["seed"])),
+            number(loads["ours"].kms_total), percent(costs.kms_quota_share(loads["ours"])),
+            number(loads["sm"].gets), percent(loads["sm"].gets / costs.SM_GET_SECRET_VALUE_QUOTA_PER_S),
+            number(loads["sm"].kms_total), percent(costs.kms_quota_share(loads["sm"])),
+        ])
+        cost_rows.append([
+            f"{rate:,}",
+            usd(costs.monthly_usd(loads["seed"], kms_keys=1)),
+            usd(costs.monthly_usd(loads["ours"], kms_keys=1)),
+            usd(costs.monthly_usd(loads["sm"], secrets=1)),
+        ])
+    return [
+        *table(["requests/s", "environments", "cold starts/s",
+                "seed: KMS calls/s", "seed: KMS quota", "ours: KMS calls/s", "ours: KMS quota",
+                "SM: GetSecretValue/s", "SM: GetSecretValue quota", "SM: KMS calls/s on its behalf", "SM: KMS quota"],
+               calls_rows),
+        "",
+        *table(["requests/s", "seed: KMS $/month (1 key + requests)", "ours: KMS $/month (1 key + requests)",
+                "Secrets Manager $/month (1 secret + GetSecretValue + its KMS requests)"], cost_rows),
+    ]
+
+
+def markdown(header: str, results: dict[str, Measured], context: dict[str, Any], args: argparse.Namespace,
+             other: dict[str, Any]) -> str:
+    targets, met = targets_table(results)
+    n_cold, n_warm = len(results["floor"].cold), len(results["floor"].warm)
+    loads = ", ".join(f"{name} {load[0]:.2f}" for name, load in context["loads"].items())
+    plan_code, plan_seconds = context["plan"]
+    identical = len(set(other["digests"])) == 1
+    seed_calls = api_calls(results["seed"])
+    lines = [
+        header,
+        f"{n_cold} cold starts per function (environments retired before each, the four interleaved round by round); "
+        f"{n_warm} warm invokes per function in {args.warm_rounds} alternating blocks; parallel callers "
+        f"{', '.join(map(str, args.sweep))} with {args.per_caller} invokes each after a warm-up. "
+        f"1-minute load average: {loads} (2 cores, shared).",
+        "",
+        "In parentheses: minus the floor. Round trip: what the caller saw (boto3 Invoke against LocalStack). "
+        "Duration and Init Duration: the REPORT line.",
+        "",
+        *measures_table(results),
+        "",
+        "Targets, as ratios in this run (reported, never asserted):",
+        "",
+        *targets,
+        "",
+        "All three targets met in this run." if all(met.values()) else
+        "Missed in this run: " + ", ".join(TARGET_NAMES[name] for name, ok in met.items() if not ok) + ".",
+        "",
+        "Concurrency sweep (throughput · median / p90 round trip):",
+        "",
+        *sweep_table(results, args.sweep),
+        "",
+        "## Scale and cost",
+        "",
+        f"From the measured calls (seed: {number(seed_calls.kms_per_invoke * 100)} KMS Decrypt per 100 invokes; "
+        f"ours: {number(api_calls(results['ours']).kms_per_cold_start)} per cold start and "
+        f"{number(api_calls(results['ours']).kms_per_invoke * 100)} per 100 warm invokes; Secrets Manager: "
+        f"{number(api_calls(results['secretsmanager']).gets_per_cold_start)} GetSecretValue per cold start, then one "
+        f"per environment every {costs.POWERTOOLS_DEFAULT_MAX_AGE_S} s, Powertools' default max_age) and AWS's list "
+        f"prices and quotas as published on {costs.PRICES_READ_ON}.",
+        "",
+        f"Churn assumption: environments = requests/s × {CHURN.busy_s_per_request:g} s busy per request "
+        f"(Lambda's concurrency formula), at least one; each lives {CHURN.lifetime_s / 3600:g} h before it is "
+        "replaced (Lambda replaces environments every few hours even under steady load; scale-in/out and deploys "
+        "replace them sooner). Ours' KMS rate is environments ÷ lifetime: halve the lifetime and it doubles. "
+        "The seed's does not depend on churn at all.",
+        "",
+        *scale_tables(results),
+        "",
+        f"KMS quota: the account's \"Cryptographic operations (symmetric) request rate\", "
+        f"{costs.KMS_SYMMETRIC_QUOTA_PER_S:,}/s by default (in us-east-1, us-west-2 and eu-west-1 it is "
+        f"{costs.KMS_SYMMETRIC_QUOTA_LARGEST_PER_S:,}/s: divide the shares by 10); it is shared by every KMS "
+        "caller in the account and Region, including services acting on your behalf. Secrets Manager calls KMS "
+        "Decrypt for each GetSecretValue. Prices: KMS $0.03 per 10,000 requests and $1 per key-month; Secrets "
+        "Manager $0.40 per secret-month and $0.05 per 10,000 calls; a month is 730 hours; the KMS free tier "
+        "(20,000 requests/month) is not subtracted.",
+        "",
+        "Sources: AWS KMS pricing https://aws.amazon.com/kms/pricing/ ; AWS KMS request quotas, \"Cryptographic "
+        "operations (symmetric) request rate\", https://docs.aws.amazon.com/kms/latest/developerguide/"
+        "requests-per-second.html ; Secrets Manager pricing https://aws.amazon.com/secrets-manager/pricing/ ; "
+        "Secrets Manager quotas https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html ; "
+        "Secrets Manager and KMS https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html ; "
+        "Lambda execution environment lifecycle https://docs.aws.amazon.com/lambda/latest/dg/"
+        "lambda-runtime-environment.html ; Lambda concurrency https://docs.aws.amazon.com/lambda/latest/dg/"
+        "lambda-concurrency.html ; Powertools 3.37.0 `DEFAULT_MAX_AGE_SECS`.",
+        "",
+        "## Other measures",
+        "",
+        *table(["measure", "value"], [
+            ["cached `SealedSecrets.get` read (ns, median of 7×10⁶)", f"{other['cached_ns']:.0f}"],
+            ["dict lookup, the floor (ns)", f"{other['dict_ns']:.0f}"],
+            ["`python build.py` wall time incl. interpreter start, median of 3 (ms)", f"{other['cli_ms']:.0f}"],
+            ["byte-identical zips across 3 folders, umasks 022/077/002, TZ UTC/Kiritimati/Adak",
+             f"{'yes' if identical else 'NO'} (`{other['digests'][0]}`)"],
+            ["`terraform plan` right after apply: exit code (0 = no changes)", str(plan_code)],
+            ["`terraform plan` right after apply: wall time, median of 3 (s)", f"{plan_seconds:.1f}"],
+        ]),
+        "",
+        "![make bench figures](results.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- the plot ----------------------------------------------------------------------------------
+
+
+def plot(results: dict[str, Measured], args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    labels = list(results)
+    names = [TITLES[label].replace(" + ", "\n+ ") for label in labels]
+    colors = ["#9e9e9e", "#1f77b4", "#d62728", "#ff7f0e"]
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+
+    def bars(axis: Any, values: Sequence[Sequence[float]], title: str, unit: str) -> None:
+        medians = [stats.Summary.of(v).median for v in values]
+        p90s = [stats.Summary.of(v).p90 for v in values]
+        axis.bar(names, medians, color=colors, yerr=[[0] * len(medians), [p - m for p, m in zip(p90s, medians)]],
+                 capsize=4)
+        axis.axhline(medians[0], color=colors[0], linestyle="--", linewidth=1, label="floor")
+        for x, (median, p90) in enumerate(zip(medians, p90s)):
+            axis.annotate(f"{median:.1f}", (x, p90), ha="center", va="bottom", fontsize=9,
+                          xytext=(0, 3), textcoords="offset points")
+        axis.margins(y=0.12)
+        axis.set_title(title)
+        axis.set_ylabel(unit)
+
+    bars(axes[0][0], [rt(results[label].cold) for label in labels],
+         f"cold start round trip (median, whisker p90; n={len(results['floor'].cold)})", "ms")
+    bars(axes[0][1], [rt(results[label].warm) for label in labels],
+         f"warm invoke round trip (median, whisker p90; n={len(results['floor'].warm)})", "ms")
+    for label, color in zip(labels, colors):
+        widths = list(args.sweep)
+        axes[1][0].plot(widths, [results[label].sweep[w][0] for w in widths], marker="o", color=color,
+                        label=TITLES[label])
+        axes[1][1].plot(widths, [stats.Summary.of(results[label].sweep[w][1]).median for w in widths], marker="o",
+                        color=color, label=TITLES[label])
+    axes[1][0].set_title("concurrency sweep: throughput")
+    axes[1][0].set_ylabel("invokes/s")
+    axes[1][1].set_title("concurrency sweep: median round trip")
+    axes[1][1].set_ylabel("ms")
+    for axis in axes[1]:
+        axis.set_xlabel("parallel callers")
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(list(args.sweep), [str(w) for w in args.sweep])
+        axis.legend(fontsize=8)
+    figure.suptitle("make bench: floor, ours, seed, Secrets Manager + Powertools (one LocalStack, one run)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
