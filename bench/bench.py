@@ -310,7 +310,7 @@ def deploy(function: Function) -> Stack:
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Measured], dict[str, Any]]:
     localstack = EmbeddedLocalStack(services=SERVICES)
-    stacks: list[Stack] = []
+    stacks: dict[str, Stack] = {}
     context: dict[str, Any] = {"loads": {}}
     try:
         log(f"starting LocalStack on {localstack.endpoint_url} with {', '.join(SERVICES)}")
@@ -319,9 +319,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Measured], dict[str, Any]]:
         with aws_environment(localstack.client_env()):
             session.client("secretsmanager").create_secret(Name=SM_SECRET_ID, SecretString=SECRET_VALUE)
             for function in FUNCTIONS:
-                stacks.append(deploy(function))
+                stacks[function.label] = deploy(function)
             log("terraform plan after apply (before the cold starts change the functions' descriptions)")
-            context["plan"] = measure_plan(stacks[1])
+            context["plan"] = measure_plan(stacks["ours"])
         clients = [session.client("lambda") for _ in range(max(args.sweep))]
         requests = RequestLog(localstack)
         results = {function.label: Measured() for function in FUNCTIONS}
@@ -334,7 +334,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Measured], dict[str, Any]]:
         context["loads"]["end"] = os.getloadavg()
         return results, context
     finally:
-        for stack in stacks:
+        for stack in stacks.values():
             stack.remove()
         localstack.stop()  # it takes its functions' processes with it
 
