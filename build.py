@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import keyword
-import logging
 import os
 import re
 import stat
@@ -632,7 +631,7 @@ def merge(source: Tree, deps: Tree) -> Tree:
         clash = path if path in source_top else source_modules.get(module or "")
         if clash:
             raise BuildError(f"{REQUIREMENTS} installs {path!r} ({deps.owners.get(path, path)}), which collides "
-                             f"with {clash!r} in {SOURCE} (or the handler or helper); rename yours")
+                             f"with {clash!r} from {SOURCE} or build.py; rename yours or drop the package")
     return Tree({**source.files, **deps.files}, deps.executables, {**deps.owners, **source.owners})
 
 
@@ -646,9 +645,10 @@ def _over_limit(what: str, limit: int, kind: str, sizes: Mapping[str, int], owne
             f"{REQUIREMENTS}, move them to a Lambda layer, or shrink {SOURCE}")
 
 
-def build_zip(entries: Mapping[str, bytes], executables: Collection[str] = (), *, compresslevel: int = 9) -> bytes:
+def build_zip(entries: Mapping[str, bytes], executables: Collection[str] = (), *, compresslevel: int = 6) -> bytes:
     """A zip of ``entries`` whose bytes depend on nothing but the entries: sorted, no directory entries,
-    1980-01-01 times, mode 0644 (0755 for ``executables``), deflate level 9."""
+    1980-01-01 times, mode 0644 (0755 for ``executables``), deflate level 6 (9 is ~6x slower on
+    dependencies for ~4% smaller)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
@@ -720,8 +720,10 @@ def terraform_ciphertexts(module_dir: Path) -> dict[str, str]:
     """Read the ``ciphertexts`` output of the applied Terraform module in ``module_dir``."""
     missing = BuildError("no ciphertexts given and no Terraform output 'ciphertexts' found; "
                          "run terraform apply first or pass --ciphertext=NAME=BASE64")
+    import logging  # only this path needs these
+
     try:
-        from python_terraform import IsFlagged, Terraform  # only this path needs it
+        from python_terraform import IsFlagged, Terraform
     except ImportError:
         raise missing from None
 
