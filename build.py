@@ -171,9 +171,9 @@ def _check_path(path: str, what: str) -> None:
 
 
 def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
-    """Regular files under ``root`` whose path ``skip`` keeps, sorted. Symbolic links are refused, not
-    followed, so nothing outside ``root`` is read. A directory is left out whole when ``skip`` matches
-    its path with a trailing ``/``."""
+    """Regular files under ``root`` whose path ``skip`` keeps, sorted. A symbolic link that ``skip`` keeps
+    is refused, never followed, so nothing outside ``root`` is read. A directory is left out whole when
+    ``skip`` matches its path with a trailing ``/`` (so .git or .venv is not even listed)."""
     found: list[_Found] = []
     pending = [""]
     while pending:
@@ -189,8 +189,8 @@ def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
                 if not skip(path + "/"):
                     pending.append(path + "/")
                 continue
-            link = entry.is_symlink()
-            if skip(path + "/" if link and entry.is_dir() else path):
+            link = entry.is_symlink()  # never followed, not even to ask what it points to
+            if skip(path) or (link and skip(path + "/")):
                 continue
             _check_path(path, what)
             if link:

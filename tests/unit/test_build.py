@@ -123,6 +123,14 @@ def test_the_exclude_rule(path, excluded):
     assert (build.rules().exclude.search(path) is not None) is excluded
 
 
+@pytest.mark.parametrize("folder", [".git/", "a/.venv/", "__pycache__/", "x/y/__pycache__/", "a/.b.c/"])
+def test_a_folder_the_rule_leaves_out_leaves_out_everything_in_it(folder):
+    """build.py does not descend into such a folder; Terraform lists it and drops each file: the same."""
+    exclude = build.rules().exclude
+    assert exclude.search(folder)
+    assert all(exclude.search(folder + rest) for rest in ["a", "b/c.py", "keep.txt", "d/e/f.json"])
+
+
 def test_source_files_is_the_whole_folder_less_dotfiles_bytecode_and_nothing_else(tmp_path):
     source = copy_tree(tmp_path / "src")
     assert build.source_files(source) == TREE_FILES
