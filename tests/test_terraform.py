@@ -127,11 +127,31 @@ def test_a_valid_configuration_passes_every_validation(offline_module_dir):
     assert "127.0.0.1:9" in output, output  # it got as far as asking (the dead) AWS
 
 
-def source_files_in_terraform(module_dir: Path, template: Path) -> list[str]:
+def terraform_local(module_dir: Path, template: Path, expression: str):
+    """The value of ``local.<expression>`` for a given handler_template, from `terraform console`."""
     result = terraform(module_dir, "console", f"-var=handler_template={template}", "-var=function_name=x",
-                       stdin="jsonencode(local.source_files)\n")
+                       stdin=f"jsonencode(local.{expression})\n")
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(json.loads(result.stdout.strip()))
+
+
+def source_files_in_terraform(module_dir: Path, template: Path) -> list[str]:
+    return terraform_local(module_dir, template, "source_files")
+
+
+def test_a_changed_data_file_changes_the_fingerprint_and_a_touched_pyc_does_not(module_dir, tmp_path):
+    source = tmp_path / "src"
+    (source / "app" / "__pycache__").mkdir(parents=True)
+    (source / "handler.py.tmpl").write_text("SEALED = __SEALED_CIPHERTEXTS__\n")
+    (source / "app" / "data.json").write_text('{"v": 1}')
+    (source / "app" / "__pycache__" / "m.cpython-313.pyc").write_bytes(b"\x00")
+    before = terraform_local(module_dir, source / "handler.py.tmpl", "package_inputs.sources")
+    (source / "app" / "__pycache__" / "m.cpython-313.pyc").write_bytes(b"\x01")
+    (source / "stray.pyc").write_bytes(b"\x02")
+    assert terraform_local(module_dir, source / "handler.py.tmpl", "package_inputs.sources") == before
+    (source / "app" / "data.json").write_text('{"v": 2}')
+    after = terraform_local(module_dir, source / "handler.py.tmpl", "package_inputs.sources")
+    assert after.keys() == before.keys() and after["app/data.json"] != before["app/data.json"]
 
 
 def test_terraform_fingerprints_exactly_the_files_build_py_packages(module_dir, tmp_path):
@@ -164,3 +184,16 @@ def test_each_example_is_formatted_and_valid(example, tmp_path):
     for command in (["fmt", "-check", "-diff"], ["validate"]):
         result = terraform(directory, *command)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def readme_table(heading: str) -> list[str]:
+    """The first column of the Markdown table under ``## heading`` in README.md."""
+    section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+
+
+def test_the_readme_tables_list_every_input_and_output_in_order():
+    variables = re.findall(r'^variable "(\w+)"', (ROOT / "variables.tf").read_text(), re.MULTILINE)
+    outputs = re.findall(r'^output "(\w+)"', (ROOT / "outputs.tf").read_text(), re.MULTILINE)
+    assert readme_table("Inputs") == variables
+    assert readme_table("Outputs") == outputs
