@@ -670,33 +670,37 @@ def _default_kms_client() -> Any:
     return boto3.client("kms", region_name=region, config=Config(**_botocore_config()))
 
 
-class _QuietThreads:
-    """A logging filter (logging takes any object with a ``filter`` method, so the stdlib path never
-    imports logging) that drops every record logged by a thread calling boto3 for this module:
-    botocore logs the Decrypt request and response bodies (the ciphertext, the plaintext) at DEBUG."""
+class _Quiet(threading.local):
+    """Set on a thread while it runs a KMS client's call for this module."""
 
-    def __init__(self) -> None:
-        self.local = threading.local()
-
-    def filter(self, record: object) -> bool:
-        return not getattr(self.local, "quiet", False)
+    on = False
 
 
-_QUIET = _QuietThreads()
+_QUIET = _Quiet()
 
 
-def _quiet_every_handler() -> None:
+def _withheld(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """A log record factory that makes the records of a quiet thread without their message, arguments or
+    exception. botocore logs the Decrypt request and response (the ciphertext, the plaintext) at DEBUG,
+    and a record that exists is seen by more than handlers: logger filters, and hooks on
+    ``Logger.callHandlers`` (error trackers' breadcrumbs). So the value never enters a record at all."""
+
+    def make(name: str, level: int, fn: str, lno: int, msg: object, args: Any, exc_info: Any,
+             func: str | None = None, sinfo: str | None = None, **kwargs: Any) -> Any:
+        if _QUIET.on:
+            msg, args, exc_info, sinfo = "(withheld by sealed_secrets: a KMS client's record)", (), None, None
+        return factory(name, level, fn, lno, msg, args, exc_info, func, sinfo, **kwargs)
+
+    make.sealed_secrets = True  # type: ignore[attr-defined]
+    return make
+
+
+def _withhold_records() -> None:
     import logging
 
-    # On handlers, not loggers: a logger's filters do not see records that propagate from its children,
-    # and a handler added by the application later gets the filter on the next call.
-    loggers = [logging.getLogger()] + [logger for logger in list(logging.Logger.manager.loggerDict.values())
-                                      if isinstance(logger, logging.Logger)]
-    handlers = {handler for logger in loggers for handler in list(logger.handlers)}
-    if logging.lastResort is not None:
-        handlers.add(logging.lastResort)
-    for handler in handlers:
-        handler.addFilter(_QUIET)  # a no-op when it is there already
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "sealed_secrets", False):  # again on each call: the application may set its own
+        logging.setLogRecordFactory(_withheld(factory))
 
 
 def _decrypt_with_client(client: Any, blob: bytes, context: Mapping[str, str]) -> tuple[bytes | None, str]:
@@ -711,18 +715,18 @@ def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float
                    quiet: bool) -> tuple[bytes | None, str]:
     """Runs one decrypt in a worker thread and stops waiting for it at ``deadline``. Socket timeouts do
     not cover name resolution, and a handler's own client may retry for as long as its Config says:
-    neither can hold the caller past the budget. ``quiet`` silences the worker's log records (boto3)."""
+    neither can hold the caller past the budget. ``quiet`` withholds the worker's log records (boto3)."""
     outcome: list[tuple[bytes | None, str]] = []
 
     def run() -> None:
-        _QUIET.local.quiet = quiet
+        _QUIET.on = quiet
         try:
             outcome.append(work())
         except Exception as error:  # noqa: BLE001 - reduced to a code: botocore's message quotes KMS's
             outcome.append((None, _exception_code(error)))
 
     if quiet:
-        _quiet_every_handler()
+        _withhold_records()
     worker = threading.Thread(target=run, name="sealed-secrets-decrypt", daemon=True)
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))

@@ -659,16 +659,26 @@ def leaks_in(text: str) -> list[str]:
 
 
 class Recorder(logging.Handler):
+    """A handler on the root logger, and a hook on Logger.callHandlers (as error trackers add one to make
+    breadcrumbs: it sees every record that any logger handles, before any handler or its filters)."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[logging.LogRecord] = []
+        self.hooked: list[str] = []
         self.setFormatter(logging.Formatter("%(name)s %(threadName)s %(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
+    def hook(self, original: Callable[[logging.Logger, logging.LogRecord], None]) -> Callable[..., None]:
+        def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> None:
+            self.hooked.append(f"{record.getMessage()} {record.exc_info!r} {record.__dict__!r}")
+            original(logger, record)
+        return call_handlers
+
     def text(self) -> str:
-        return "\n".join(f"{self.format(record)} {record.__dict__!r}" for record in self.records)
+        return "\n".join([f"{self.format(record)} {record.__dict__!r}" for record in self.records] + self.hooked)
 
 
 def debug_everything() -> None:
@@ -681,8 +691,9 @@ def debug_everything() -> None:
 
 
 @pytest.fixture
-def recorder():
+def recorder(monkeypatch):
     recorder = Recorder()
+    monkeypatch.setattr(logging.Logger, "callHandlers", recorder.hook(logging.Logger.callHandlers))
     root = logging.getLogger()
     saved = (root.level, {name: (logger.level, logger.disabled) for name, logger in logging.Logger.manager.loggerDict.items()
                           if isinstance(logger, logging.Logger)})
