@@ -1,0 +1,74 @@
+# Two functions on one KMS key that this configuration owns (as a platform team would).
+# Each function's module output key_policy_statements is what lets that function, and only
+# from inside it, open its own secrets; the key's owner adds them to the key policy.
+
+data "aws_caller_identity" "current" {}
+
+# The caller as a principal a key policy can name: an assumed role's session ARN becomes the role's ARN.
+data "aws_iam_session_context" "current" {
+  arn = data.aws_caller_identity.current.arn
+}
+
+locals {
+  # The module creates a key of its own when kms_key_arn is null, and must know at plan time which it
+  # is; this key's ARN is unknown until apply. coalesce() tells Terraform the value is not null.
+  shared_key_arn = coalesce(aws_kms_key.shared.arn)
+
+  key_administrators = length(var.key_administrators) > 0 ? var.key_administrators : [data.aws_iam_session_context.current.issuer_arn]
+
+  # Running, sealing with (Encrypt, for the CLI flow) and destroying the key. Nothing that opens a
+  # ciphertext: no Decrypt, no ReEncrypt*, no CreateGrant, and no kms:* for anyone.
+  key_administration_actions = [
+    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:Encrypt", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion",
+    "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
+  ]
+}
+
+resource "aws_kms_key" "shared" {
+  description             = "Seals the secrets of the Lambda functions ${var.name_prefix}-orders and ${var.name_prefix}-billing"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_in_days
+
+  # The functions' statements name their roles through an aws:PrincipalArn condition, not as
+  # principals, so this policy is valid before the roles exist: no dependency cycle.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid       = "KeyAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = local.key_administrators }
+        Action    = local.key_administration_actions
+        Resource  = "*"
+      }],
+      module.orders.key_policy_statements,
+      module.billing.key_policy_statements,
+    )
+  })
+}
+
+resource "aws_kms_alias" "shared" {
+  name          = "alias/${var.name_prefix}-shared-secrets"
+  target_key_id = aws_kms_key.shared.key_id
+}
+
+module "orders" {
+  source = "../.."
+
+  function_name     = "${var.name_prefix}-orders"
+  secrets           = var.orders_secrets
+  kms_key_arn       = local.shared_key_arn
+  python_executable = var.python_executable
+}
+
+module "billing" {
+  source = "../.."
+
+  function_name     = "${var.name_prefix}-billing"
+  secrets           = var.billing_secrets
+  kms_key_arn       = local.shared_key_arn
+  python_executable = var.python_executable
+}
