@@ -45,7 +45,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -341,8 +342,8 @@ class SealedSecrets:
             except _KmsFailure as failure:
                 return None, failure.code
             if opener is not None:
-                return _within_budget(lambda: opener.decrypt(blob, context, deadline), deadline, quiet=False)
-        return _within_budget(lambda: _decrypt_with_client(self._kms_client(), blob, context), deadline, quiet=True)
+                return _within_budget(lambda: opener.decrypt(blob, context, deadline), deadline)
+        return _within_budget(lambda: _decrypt_with_client(self._kms_client(), blob, context), deadline)
 
     def _kms_client(self) -> Any:
         if self._client is not None:
@@ -695,38 +696,75 @@ def _withheld(factory: Callable[..., Any]) -> Callable[..., Any]:
     return make
 
 
-def _withhold_records() -> None:
+_quiet_lock = threading.Lock()
+_quiet_calls = 0
+_debuglevels: dict[type, int] = {}  # what the application had set, while a quiet call runs
+
+
+def _http_debuglevels() -> dict[type, int]:
+    """Every connection class (http.client's, urllib3's, botocore's) with a debuglevel set on it."""
+    import http.client
+
+    found, pending = {}, [http.client.HTTPConnection]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if vars(cls).get("debuglevel"):
+            found[cls] = vars(cls)["debuglevel"]
+    return found
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Runs a KMS client's call on this thread so that nothing it logs or prints holds a value: its log
+    records are withheld, and http.client's debug output is off while any such call runs (an application
+    that sets ``HTTPConnection.debuglevel`` has every request urllib3 sends, body included, printed)."""
     import logging
 
-    factory = logging.getLogRecordFactory()
-    if not getattr(factory, "sealed_secrets", False):  # again on each call: the application may set its own
-        logging.setLogRecordFactory(_withheld(factory))
+    global _quiet_calls
+    with _quiet_lock:
+        factory = logging.getLogRecordFactory()
+        if not getattr(factory, "sealed_secrets", False):  # again on each call: the application may set its own
+            logging.setLogRecordFactory(_withheld(factory))
+        if _quiet_calls == 0:
+            _debuglevels.update(_http_debuglevels())
+            for cls in _debuglevels:
+                cls.debuglevel = 0  # type: ignore[attr-defined]
+        _quiet_calls += 1
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = False
+        with _quiet_lock:
+            _quiet_calls -= 1
+            if _quiet_calls == 0:
+                for cls, level in _debuglevels.items():
+                    cls.debuglevel = level  # type: ignore[attr-defined]
+                _debuglevels.clear()
 
 
 def _decrypt_with_client(client: Any, blob: bytes, context: Mapping[str, str]) -> tuple[bytes | None, str]:
-    plaintext = client.decrypt(CiphertextBlob=blob, EncryptionContext=dict(context))["Plaintext"]
+    with _quiet():
+        plaintext = client.decrypt(CiphertextBlob=blob, EncryptionContext=dict(context))["Plaintext"]
     return (plaintext, "") if isinstance(plaintext, bytes) else (None, "InvalidResponse")
 
 
 # --------------------------------------------------------------------------------------------------- the budget
 
 
-def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float, *,
-                   quiet: bool) -> tuple[bytes | None, str]:
+def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float) -> tuple[bytes | None, str]:
     """Runs one decrypt in a worker thread and stops waiting for it at ``deadline``. Socket timeouts do
     not cover name resolution, and a handler's own client may retry for as long as its Config says:
-    neither can hold the caller past the budget. ``quiet`` withholds the worker's log records (boto3)."""
+    neither can hold the caller past the budget."""
     outcome: list[tuple[bytes | None, str]] = []
 
     def run() -> None:
-        _QUIET.on = quiet
         try:
             outcome.append(work())
         except Exception as error:  # noqa: BLE001 - reduced to a code: botocore's message quotes KMS's
             outcome.append((None, _exception_code(error)))
 
-    if quiet:
-        _withhold_records()
     worker = threading.Thread(target=run, name="sealed-secrets-decrypt", daemon=True)
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))

@@ -733,11 +733,11 @@ def stubbed_client() -> tuple[object, Stubber]:
 
 def secrets_for(path: str, fake: FakeKms, monkeypatch, tmp_path: Path) -> SealedSecrets:
     ciphertexts = {name: base64.b64encode(blob).decode() for name, blob in BLOBS.items()}
+    # The classic "debug requests" recipe: http.client (urllib3's connections too) prints what it sends.
+    import http.client
+    monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)
     if path == "stdlib":
         lambda_environment(monkeypatch, fake)
-        # a class-wide http.client debuglevel would print the request; the opener turns it off per connection
-        import http.client
-        monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)
         return SealedSecrets(ciphertexts)
     if path == "stubber":
         return SealedSecrets(ciphertexts, client=stubbed_client()[0])
@@ -770,6 +770,8 @@ def test_nothing_leaks_at_debug_into_logs_output_errors_or_traceback_locals(path
         (SecretDecryptionError, "PlaintextNotJson")]
     if path != "stubber":
         assert len(fake.requests) == 4
+    import http.client
+    assert http.client.HTTPConnection.debuglevel == 1  # the application's own debugging is back
     out, err = capfd.readouterr()
     assert leaks_in(out + err) == []
     assert leaks_in(recorder.text()) == []
