@@ -762,7 +762,9 @@ def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float
     def run() -> None:
         try:
             outcome.append(work())
-        except Exception as error:  # noqa: BLE001 - reduced to a code: botocore's message quotes KMS's
+        # Every exception, BaseExceptions too, is reduced to a code here: botocore's message quotes KMS's,
+        # and one that escaped would reach threading.excepthook with the blob in its frames' locals.
+        except BaseException as error:  # noqa: BLE001
             outcome.append((None, _exception_code(error)))
 
     worker = threading.Thread(target=run, name="sealed-secrets-decrypt", daemon=True)

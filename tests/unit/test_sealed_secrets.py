@@ -784,6 +784,22 @@ def test_nothing_leaks_at_debug_into_logs_output_errors_or_traceback_locals(path
         assert error.__context__ is None and error.__cause__ is None
 
 
+class Escape(BaseException):
+    """Not an Exception: asyncio's CancelledError, gevent's Timeout, a SystemExit in a client are like it."""
+
+
+def test_whatever_a_client_raises_stays_in_the_worker(monkeypatch, capfd):
+    """Nothing reaches threading.excepthook (error trackers hook it, and take each frame's locals) or stderr."""
+    hooked: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: hooked.append(
+        "".join(traceback.TracebackException(args.exc_type, args.exc_value, args.exc_traceback, capture_locals=True).format())))
+    client = CountingKms(error=Escape(f"echo {CIPHERTEXT} {PLAINTEXT}"))
+    error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}, client=client).get("db"))
+    time.sleep(0.1)  # the worker has ended
+    assert isinstance(error, SecretDecryptionError) and error.code == "Escape"
+    assert hooked == [] and leaks_in("".join(capfd.readouterr())) == []
+
+
 def test_the_leak_detector_sees_what_botocore_logs_at_debug(recorder):
     """Called directly, botocore logs the Decrypt bodies at DEBUG, and the leak check sees them: what the
     runtime helper prevents is real."""
