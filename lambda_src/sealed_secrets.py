@@ -161,10 +161,10 @@ class _Opened:
 
     __slots__ = ("plaintext", "text", "opened_at")
 
-    def __init__(self, plaintext: bytes, opened_at: float) -> None:
+    def __init__(self, plaintext: bytes) -> None:
         self.plaintext = plaintext
         self.text = _utf8_or_none(plaintext)  # decoded once, not on every read
-        self.opened_at = opened_at
+        self.opened_at = 0.0  # set when it is cached
 
     def __repr__(self) -> str:  # reprs show up in tracebacks' locals: never the values
         return "<opened secret>"
@@ -183,8 +183,9 @@ class _PlaintextCache:
             return None
         return opened
 
-    def put(self, name: str, plaintext: bytes) -> _Opened:
-        opened = self._entries[name] = _Opened(plaintext, self._clock())
+    def put(self, name: str, opened: _Opened) -> _Opened:
+        opened.opened_at = self._clock()
+        self._entries[name] = opened
         return opened
 
     def clear(self) -> None:
@@ -259,10 +260,10 @@ class SealedSecrets:
         ``max_age`` (seconds) re-opens a cached plaintext older than that; ``None`` keeps it for the
         life of the container. A plaintext that is not UTF-8 raises ``SecretDecryptionError``.
         """
-        text = self._opened(name, max_age).text
-        if text is None:
+        opened = self._opened(name, max_age)  # not its text in a local: locals show up in tracebacks
+        if opened.text is None:
             raise SecretDecryptionError(name, "PlaintextNotUtf8")
-        return text
+        return opened.text
 
     def get_bytes(self, name: str, *, max_age: float | None = None) -> bytes:
         """The plaintext of secret ``name`` as bytes, whatever they are."""
@@ -313,9 +314,9 @@ class SealedSecrets:
 
     def _lead(self, name: str, flight: _Flight) -> None:
         try:
-            plaintext, flight.code = self._decrypt(name)
-            if plaintext is not None:
-                flight.opened = self._cache.put(name, plaintext)
+            opened, flight.code = self._decrypt(name)
+            if opened is not None:
+                flight.opened = self._cache.put(name, opened)
         except Exception as error:  # noqa: BLE001 - a bug or an odd client; its frames stay off our error
             flight.code = _exception_code(error)
         finally:
@@ -325,25 +326,33 @@ class SealedSecrets:
                 self._flights.pop(name, None)
             flight.done.set()
 
-    def _decrypt(self, name: str) -> tuple[bytes | None, str]:
-        """(plaintext, "") or (None, error code). Returns rather than raises, so that no frame holding
-        the blob or KMS's answer is ever on a traceback."""
+    def _decrypt(self, name: str) -> tuple[_Opened | None, str]:
+        """(opened, "") or (None, error code). The blob, the credentials and KMS's answer exist only in
+        the worker thread: this thread waits holding none of them, so whatever interrupts the wait (a
+        signal handler's exception) has no frame that shows them. Failures come back as codes."""
         deadline = time.monotonic() + BUDGET_SECONDS
         function_name = self._function_name or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         if not function_name:
             return None, "NoFunctionName"
-        blob = _b64decode_or_none(self._ciphertexts[name])
-        if blob is None:
+        if _b64decode_or_none(self._ciphertexts[name]) is None:  # checked here, kept by no local
             return None, "InvalidBase64"
         context = {ENCRYPTION_CONTEXT_KEY: function_name}
-        if self._client is None:
-            try:
-                opener = _StdlibKms.from_environment(os.environ)
-            except _KmsFailure as failure:
-                return None, failure.code
+
+        def work() -> tuple[_Opened | None, str]:
+            blob = base64.b64decode(self._ciphertexts[name])
+            opener = None
+            if self._client is None:
+                try:
+                    opener = _StdlibKms.from_environment(os.environ)
+                except _KmsFailure as failure:
+                    return None, failure.code
             if opener is not None:
-                return _within_budget(lambda: opener.decrypt(blob, context, deadline), deadline)
-        return _within_budget(lambda: _decrypt_with_client(self._kms_client(), blob, context), deadline)
+                plaintext, code = opener.decrypt(blob, context, deadline)
+            else:
+                plaintext, code = _decrypt_with_client(self._kms_client(), blob, context)
+            return (None if plaintext is None else _Opened(plaintext)), code
+
+        return _within_budget(work, deadline)
 
     def _kms_client(self) -> Any:
         if self._client is not None:
@@ -753,11 +762,11 @@ def _decrypt_with_client(client: Any, blob: bytes, context: Mapping[str, str]) -
 # --------------------------------------------------------------------------------------------------- the budget
 
 
-def _within_budget(work: Callable[[], tuple[bytes | None, str]], deadline: float) -> tuple[bytes | None, str]:
+def _within_budget(work: Callable[[], tuple[_Opened | None, str]], deadline: float) -> tuple[_Opened | None, str]:
     """Runs one decrypt in a worker thread and stops waiting for it at ``deadline``. Socket timeouts do
     not cover name resolution, and a handler's own client may retry for as long as its Config says:
     neither can hold the caller past the budget."""
-    outcome: list[tuple[bytes | None, str]] = []
+    outcome: list[tuple[_Opened | None, str]] = []
 
     def run() -> None:
         try:

@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -798,6 +799,32 @@ def test_whatever_a_client_raises_stays_in_the_worker(monkeypatch, capfd):
     time.sleep(0.1)  # the worker has ended
     assert isinstance(error, SecretDecryptionError) and error.code == "Escape"
     assert hooked == [] and leaks_in("".join(capfd.readouterr())) == []
+
+
+@pytest.mark.parametrize("path", ["stdlib", "client"])
+def test_an_interruption_while_waiting_carries_no_value_in_its_frames(path, monkeypatch):
+    """A signal handler may raise in the caller while it waits for KMS (a handler's own SIGALRM timeout,
+    SIGTERM turned into SystemExit, Ctrl-C on a laptop): the caller's frames hold no blob and no credential."""
+    gate = threading.Event()
+    with FakeKms(default=Reply(hang=True)) as fake:
+        lambda_environment(monkeypatch, fake)
+        secrets = SealedSecrets({"db": CIPHERTEXT}, client=CountingKms(gates={BLOB: gate}) if path == "client" else None)
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise Escape("interrupted")
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            error = raised(lambda: secrets.get("db"))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            gate.set()
+    assert isinstance(error, Escape)
+    rendered = "".join(traceback.TracebackException(type(error), error, error.__traceback__, capture_locals=True).format())
+    assert "in _decrypt" in rendered and "in _within_budget" in rendered  # the frames that waited are there
+    assert leaks_in(rendered) == [] and "secret-key-example" not in rendered and "session-token-example" not in rendered
 
 
 def test_the_leak_detector_sees_what_botocore_logs_at_debug(recorder):
