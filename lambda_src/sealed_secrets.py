@@ -428,6 +428,7 @@ _DNS_SUFFIXES = (
     ("eu-isoe-", "cloud.adc-e.uk"),
     ("eusc-", "amazonaws.eu"),
 )
+_HOSTNAME = re.compile(r"[a-z0-9_.:%-]+")  # a DNS name or an IP literal (urlsplit lowercases it); ASCII as botocore
 _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")  # botocore's own check
 # Retried like botocore's "standard" mode: throttling, transient errors, 5xx; never a refusal.
 _RETRYABLE_CODES = frozenset({
@@ -458,12 +459,12 @@ class _StdlibKms:
 
     def __init__(self, access_key: str, secret_key: str, token: str | None, region: str, endpoint_url: str,
                  *, cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now) -> None:
-        parts = urlsplit(endpoint_url)
         try:
+            parts = urlsplit(endpoint_url)  # raises ValueError on a broken IPv6 literal
             port = parts.port  # raises ValueError when it is not a number
         except ValueError:
             raise _KmsFailure("InvalidEndpointUrl") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not _HOSTNAME.fullmatch(parts.hostname or ""):
             raise _KmsFailure("InvalidEndpointUrl")
         if not _REGION.fullmatch(region):
             raise _KmsFailure("InvalidRegion")

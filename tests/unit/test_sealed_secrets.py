@@ -481,6 +481,9 @@ def test_tls_is_verified_and_aws_ca_bundle_is_honoured(monkeypatch, tmp_path):
 @pytest.mark.parametrize(("variable", "value", "code"), [
     ("AWS_ENDPOINT_URL", "ftp://127.0.0.1:1", "InvalidEndpointUrl"),
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:notaport", "InvalidEndpointUrl"),
+    ("AWS_ENDPOINT_URL", "http://[::1", "InvalidEndpointUrl"),  # urlsplit's own ValueError
+    ("AWS_ENDPOINT_URL_KMS", "https://kms example.com", "InvalidEndpointUrl"),  # not a host name
+    ("AWS_ENDPOINT_URL_KMS", "https://kms.\u0435xample.com", "InvalidEndpointUrl"),  # not ASCII (as botocore)
     ("AWS_REGION", "us-east-1/../evil", "InvalidRegion"),
 ])
 def test_a_bad_endpoint_or_region_is_a_typed_error(monkeypatch, variable, value, code):
