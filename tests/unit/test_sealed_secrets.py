@@ -475,6 +475,9 @@ def test_tls_is_verified_and_aws_ca_bundle_is_honoured(monkeypatch, tmp_path):
         assert error.code == "SSLCertVerificationError" and fake.requests == []  # and not retried
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate))
         assert SealedSecrets({"db": CIPHERTEXT}).get("db") == PLAINTEXT
+        # a trusted certificate for another name (it names only 127.0.0.1) is refused too
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"https://localhost:{fake.port}")
+        assert raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db")).code == "SSLCertVerificationError"
     assert len(fake.requests) == 1
 
 
