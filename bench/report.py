@@ -208,7 +208,8 @@ def markdown(header: str, results: dict[str, Measured], context: dict[str, Any],
         header,
         f"{n_cold} cold starts per function (environments retired before each, the four interleaved round by round); "
         f"{n_warm} warm invokes per function in {args.warm_rounds} alternating blocks; parallel callers "
-        f"{', '.join(map(str, args.sweep))} with {args.per_caller} invokes each after a warm-up. "
+        f"{', '.join(map(str, args.sweep))}, {max(1, args.per_caller // 3) * 3} invokes each in 3 alternating rounds "
+        "after a warm-up. "
         f"1-minute load average: {loads} (2 cores, shared).",
         "",
         "In parentheses: minus the floor. Round trip: what the caller saw (boto3 Invoke against LocalStack). "
