@@ -2,6 +2,11 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
+# Who runs terraform, as a principal a key policy can name (an assumed role's session becomes its role).
+data "aws_iam_session_context" "caller" {
+  arn = data.aws_caller_identity.current.arn
+}
+
 locals {
   # The rules build.py applies too: which files of the source folder are packaged, and what a secret may be called.
   rules = jsondecode(file("${path.module}/build_rules.json"))
@@ -19,9 +24,12 @@ locals {
 
   encryption_context = { LambdaFunctionName = var.function_name }
 
-  create_key         = var.kms_key_arn == null
-  key_arn            = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
-  key_administrators = coalescelist(var.key_administrators, [local.account_root])
+  create_key = var.kms_key_arn == null
+  key_arn    = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
+  # KMS refuses a key policy that would not let its caller change it again, so named administrators
+  # always include the caller: no lockout.
+  key_administrators = (length(var.key_administrators) == 0 ? [local.account_root]
+  : distinct(concat(var.key_administrators, [data.aws_iam_session_context.caller.issuer_arn])))
 
   # Names are not secret; only the values of var.secrets are.
   sealed_names    = toset(nonsensitive(keys(var.secrets)))
@@ -135,6 +143,10 @@ data "aws_kms_key" "shared" {
   key_id = var.kms_key_arn
 
   lifecycle {
+    precondition {
+      condition     = split(":", var.kms_key_arn)[3] == local.region
+      error_message = "kms_key_arn is in region ${split(":", var.kms_key_arn)[3]}, the function in ${local.region}: Lambda opens its secrets with a key of its own region."
+    }
     postcondition {
       condition     = self.enabled && self.key_usage == "ENCRYPT_DECRYPT" && self.customer_master_key_spec == "SYMMETRIC_DEFAULT"
       error_message = "kms_key_arn must name an enabled symmetric ENCRYPT_DECRYPT key; this one is ${self.key_state}, ${self.key_usage}, ${self.customer_master_key_spec}. Use another key, or leave kms_key_arn null to let the module create one."
@@ -182,8 +194,14 @@ resource "aws_iam_role_policy" "function" {
           Action   = "kms:Decrypt"
           Resource = local.key_arn
           Condition = {
-            StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = var.function_name }
-            # Only from inside this function (any version or alias): copied credentials get AccessDenied.
+            # With decrypt_vpc_endpoint_ids, only through those KMS endpoints: credentials copied out of
+            # the function still carry its SourceFunctionArn, so only a network condition stops them.
+            StringEquals = merge(
+              { "kms:EncryptionContext:LambdaFunctionName" = var.function_name },
+              { for key, ids in { "aws:SourceVpce" = var.decrypt_vpc_endpoint_ids } : key => ids if length(ids) > 0 },
+            )
+            # Only this function's credentials (any version or alias): not another function's, nor the
+            # role used by anything else, Lambda's own calls with it included.
             ArnLike = { "lambda:SourceFunctionArn" = [local.function_arn, "${local.function_arn}:*"] }
           }
         },
@@ -208,8 +226,9 @@ resource "aws_iam_role_policy" "function" {
           Action = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
           Resource = concat(
             ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
-            [for id in var.vpc_subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${id}"],
-            [for id in var.vpc_security_group_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/${id}"],
+            # Any owner account: a shared VPC's subnets and groups belong to the VPC owner; their IDs are unique.
+            [for id in var.vpc_subnet_ids : "arn:${local.partition}:ec2:${local.region}:*:subnet/${id}"],
+            [for id in var.vpc_security_group_ids : "arn:${local.partition}:ec2:${local.region}:*:security-group/${id}"],
           )
         },
       ] : statement if local.in_vpc],
@@ -324,6 +343,10 @@ resource "aws_lambda_function" "this" {
     precondition {
       condition     = (length(var.vpc_subnet_ids) == 0) == (length(var.vpc_security_group_ids) == 0)
       error_message = "vpc_subnet_ids and vpc_security_group_ids go together: set both to run in a VPC, or neither."
+    }
+    precondition {
+      condition     = length(var.decrypt_vpc_endpoint_ids) == 0 || local.in_vpc
+      error_message = "decrypt_vpc_endpoint_ids needs the function in a VPC (vpc_subnet_ids and vpc_security_group_ids) that reaches those KMS endpoints."
     }
   }
 

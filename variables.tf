@@ -145,11 +145,17 @@ variable "environment_variables" {
   }
 
   validation {
-    condition = sum(concat([0], [
-      for name, value in var.environment_variables :
-      length(name) + length(base64encode(value)) / 4 * 3 - length(regexall("=", base64encode(value)))
-    ])) <= 4096
-    error_message = "environment_variables may hold at most 4 KB in all (names and values, in bytes): Lambda's limit."
+    condition = alltrue([
+      for name in keys(var.environment_variables) :
+      !can(regex("^(AWS_ENDPOINT_URL(_.*)?|AWS_CA_BUNDLE|AWS_IGNORE_CONFIGURED_ENDPOINT_URLS|AWS_USE_FIPS_ENDPOINT)$", name))
+    ])
+    error_message = "environment_variables may not set AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_*, AWS_CA_BUNDLE, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or AWS_USE_FIPS_ENDPOINT: they would send the signed Decrypt request, and the ciphertext, somewhere other than KMS."
+  }
+
+  validation {
+    # Lambda measures the variables as one JSON document.
+    condition     = length(base64encode(jsonencode(var.environment_variables))) / 4 * 3 - length(regexall("=", base64encode(jsonencode(var.environment_variables)))) <= 4096
+    error_message = "environment_variables may hold at most 4 KB in all, measured as Lambda does (the JSON of names and values, in bytes)."
   }
 }
 
@@ -275,8 +281,20 @@ variable "key_administrators" {
   nullable    = false
 
   validation {
-    condition     = alltrue([for arn in var.key_administrators : can(regex("^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:(root|user/.+|role/.+)$", arn))])
-    error_message = "key_administrators must be IAM ARNs: arn:aws:iam::<account>:root, :user/<name> or :role/<name>."
+    condition     = alltrue([for arn in var.key_administrators : can(regex("^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:(root|(user|role)(/[A-Za-z0-9+=,.@_-]+)+)$", arn))])
+    error_message = "key_administrators must be IAM ARNs without wildcards: arn:aws:iam::<account>:root, :user/<path/name> or :role/<path/name> (IAM's characters: letters, digits and + = , . @ _ -)."
+  }
+}
+
+variable "decrypt_vpc_endpoint_ids" {
+  description = "KMS interface VPC endpoints (vpce-…) the function must decrypt through. Empty: any network. Set it to make credentials copied out of the function useless elsewhere: the role may then Decrypt only through these endpoints (aws:SourceVpce). Needs vpc_subnet_ids."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for id in var.decrypt_vpc_endpoint_ids : can(regex("^vpce-[0-9a-f]{8,17}$", id))])
+    error_message = "decrypt_vpc_endpoint_ids must be VPC endpoint IDs like vpce-0123456789abcdef0."
   }
 }
 
@@ -313,7 +331,7 @@ variable "tags" {
     condition = length(var.tags) <= 50 && alltrue([
       for key, value in var.tags :
       can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]{1,128}$", key)) && can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]{0,256}$", value)) && !startswith(lower(key), "aws:")
-    ])
-    error_message = "tags: at most 50; keys 1-128 and values 0-256 characters of letters, digits, spaces and _ . : / = + - @; no key may start with aws:."
+    ]) && length(distinct([for key in keys(var.tags) : lower(key)])) == length(var.tags)
+    error_message = "tags: at most 50; keys 1-128 and values 0-256 characters of letters, digits, spaces and _ . : / = + - @; no key may start with aws:, and no two keys may differ only in case (IAM ignores case)."
   }
 }

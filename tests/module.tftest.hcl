@@ -6,13 +6,16 @@ mock_provider "aws" {
   override_during = plan
 
   mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
+    defaults = { account_id = "123456789012", arn = "arn:aws:sts::123456789012:assumed-role/deployer/ci" }
   }
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
   mock_data "aws_region" {
     defaults = { id = "eu-west-1", name = "eu-west-1" }
+  }
+  mock_data "aws_iam_session_context" {
+    defaults = { issuer_arn = "arn:aws:iam::123456789012:role/deployer" }
   }
   mock_data "aws_kms_key" {
     defaults = {
@@ -147,8 +150,8 @@ run "key_administrators_replace_the_account_root" {
   }
 
   assert {
-    condition     = jsondecode(aws_kms_key.secrets[0].policy).Statement[0].Principal == { AWS = ["arn:aws:iam::123456789012:role/platform-admin"] }
-    error_message = "key_administrators name who administers the key."
+    condition     = jsondecode(aws_kms_key.secrets[0].policy).Statement[0].Principal == { AWS = ["arn:aws:iam::123456789012:role/platform-admin", "arn:aws:iam::123456789012:role/deployer"] }
+    error_message = "key_administrators name who administers the key, and the caller of apply stays one (no lockout)."
   }
 }
 
@@ -334,9 +337,9 @@ run "settings_reach_the_function_and_grant_only_what_they_need" {
         Action = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
         Resource = [
           "arn:aws:ec2:eu-west-1:123456789012:network-interface/*",
-          "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef0",
-          "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0fedcba9876543210",
-          "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0",
+          "arn:aws:ec2:eu-west-1:*:subnet/subnet-0123456789abcdef0",
+          "arn:aws:ec2:eu-west-1:*:subnet/subnet-0fedcba9876543210",
+          "arn:aws:ec2:eu-west-1:*:security-group/sg-0123456789abcdef0",
         ]
       },
       {
@@ -629,4 +632,77 @@ run "a_negative_reservation_other_than_minus_one_is_rejected" {
     reserved_concurrent_executions = -2
   }
   expect_failures = [var.reserved_concurrent_executions]
+}
+
+run "decrypt_vpc_endpoints_tie_decryption_to_the_network" {
+  command = plan
+
+  variables {
+    vpc_subnet_ids           = ["subnet-0123456789abcdef0"]
+    vpc_security_group_ids   = ["sg-0123456789abcdef0"]
+    decrypt_vpc_endpoint_ids = ["vpce-0123456789abcdef0"]
+  }
+
+  assert {
+    condition = jsondecode(aws_iam_role_policy.function.policy).Statement[0].Condition == {
+      StringEquals = {
+        "kms:EncryptionContext:LambdaFunctionName" = "orders-api"
+        "aws:SourceVpce"                           = ["vpce-0123456789abcdef0"]
+      }
+      ArnLike = { "lambda:SourceFunctionArn" = [
+        "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
+        "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
+      ] }
+    }
+    error_message = "With decrypt_vpc_endpoint_ids the role may Decrypt only through those endpoints."
+  }
+}
+
+run "decrypt_vpc_endpoints_without_a_vpc_are_rejected" {
+  command = plan
+  variables {
+    decrypt_vpc_endpoint_ids = ["vpce-0123456789abcdef0"]
+  }
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "a_shared_key_in_another_region_is_rejected" {
+  command = plan
+  variables {
+    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+  }
+  expect_failures = [data.aws_kms_key.shared[0]]
+}
+
+run "tag_keys_differing_only_in_case_are_rejected" {
+  command = plan
+  variables {
+    tags = { Team = "orders", team = "billing" }
+  }
+  expect_failures = [var.tags]
+}
+
+run "environment_variables_that_redirect_kms_are_rejected" {
+  command = plan
+  variables {
+    environment_variables = { AWS_ENDPOINT_URL_KMS = "https://attacker.example" }
+  }
+  expect_failures = [var.environment_variables]
+}
+
+run "environment_variables_measured_as_json_over_4_kb_are_rejected" {
+  command = plan
+  variables {
+    # 250 variables of 8 + 3 bytes: 2,750 bytes of names and values, 4,999 bytes as Lambda's JSON.
+    environment_variables = { for i in range(250) : format("VAR_%04d", i) => "abc" }
+  }
+  expect_failures = [var.environment_variables]
+}
+
+run "a_wildcard_key_administrator_is_rejected" {
+  command = plan
+  variables {
+    key_administrators = ["arn:aws:iam::123456789012:role/*"]
+  }
+  expect_failures = [var.key_administrators]
 }

@@ -97,6 +97,7 @@ REJECTED = {
     "log_kms_key_arn": ("alias/logs", "log_kms_key_arn must be a KMS key ARN (not an alias)"),
     "kms_key_arn": ("arn:aws:kms:eu-west-1:123456789012:alias/shared", "kms_key_arn must be a KMS key ARN"),
     "key_administrators": ('["*"]', "key_administrators must be IAM ARNs"),
+    "decrypt_vpc_endpoint_ids": ('["vpce-*"]', "decrypt_vpc_endpoint_ids must be VPC endpoint IDs"),
     "kms_deletion_window_in_days": ("3", "kms_deletion_window_in_days must be a whole number from 7 to 30"),
     "memory_size": ("64", "memory_size must be a whole number of MB from 128 to 10240"),
     "timeout": ("901", "timeout must be a whole number of seconds from 1 to 900"),
