@@ -1,9 +1,9 @@
 """make demo: the whole mission on an embedded LocalStack, then everything torn down.
 
-Starts LocalStack in host mode (with the process executor), deploys the module with
-tflocal and the demo secret, invokes the function as `aws lambda invoke` would, prints
-its response payload as the last line of stdout, then destroys and stops everything.
-Progress goes to stderr.
+Starts LocalStack in host mode (with the process executor), applies examples/seed (the
+article's flow: the module with the seed's echo handler) with tflocal and the demo secret,
+invokes the function as `aws lambda invoke` would, prints its response payload as the last
+line of stdout, then destroys and stops everything. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import time
 from localstack_client.session import Session
 from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
 
-from localdeploy import ROOT, DeployError, Stack, aws_environment, invoke, use_project_terraform_config
+from localdeploy import (GO_RUNTIME_ENV, ROOT, DeployError, Example, aws_environment, invoke,
+                         use_project_terraform_config)
 
-FUNCTION_NAME = "sealed-credentials-demo"
+EXAMPLE = "seed"
 DEMO_SECRETS = {"credential": "hello, world!"}
 
 
@@ -35,15 +36,16 @@ def main() -> int:
     try:
         step(f"starting LocalStack (host mode, process executor) on {localstack.endpoint_url}")
         localstack.start()
-        with aws_environment(localstack.client_env()):
-            stack = Stack(FUNCTION_NAME, secrets=DEMO_SECRETS)
-            step("tflocal init")
+        with aws_environment({**GO_RUNTIME_ENV, **localstack.client_env()}):
+            stack = Example(EXAMPLE, variables={"secrets": DEMO_SECRETS})
+            step(f"tflocal init (examples/{EXAMPLE}, the module at ../..)")
             stack.init()
             step("tflocal apply: KMS key, sealed secret, IAM role, package build, Lambda function")
             stack.apply()
-            step(f"invoking {FUNCTION_NAME}")
+            function_name = stack.outputs()["function_name"]
+            step(f"invoking {function_name}")
             lambda_client = Session(localstack_host=f"127.0.0.1:{localstack.port}").client("lambda")
-            error, payload, _ = invoke(lambda_client, FUNCTION_NAME)
+            error, payload, _ = invoke(lambda_client, function_name)
             if error:
                 step(f"the function failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
                 return 1
