@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]  # devtools/localdeploy/__init__.py -
 EXAMPLES = ROOT / "examples"
 # Besides every top-level *.tf: what the module reads at plan or apply time.
 MODULE_FILES = ("build.py", "build_rules.json")
+# Terraform and the AWS provider are Go programs that spend about a quarter of their CPU in the garbage
+# collector while they load the provider's schema, on every command. Collecting less often cuts that
+# (seed example, 2 cores: apply 15.6 -> 10.8 s CPU, destroy 14.6 -> 10.9 s) for ~10% more memory.
+GO_RUNTIME_ENV = {"GOGC": os.environ.get("GOGC", "400")}
 # Never copied from a source tree: local Terraform state, caches, tflocal's generated override.
 SCRATCH_PATTERNS = (".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.*", "*.tfplan",
                     "terraform.tfvars*", "localstack_providers_override.tf", "__pycache__", "dist")
@@ -171,7 +175,9 @@ class Stack(Deployment):
         module = copy_module(workdir or Path(tempfile.mkdtemp(prefix=f"stack-{function_name}-")))
         super().__init__(module, module)
         self.function_name = function_name
-        self.set_variables(secrets=secrets or {}, encrypted_secrets=encrypted_secrets or {}, **(extra_vars or {}))
+        # extra_vars may set any variable, secrets and encrypted_secrets included.
+        self.set_variables(**{"secrets": secrets or {}, "encrypted_secrets": encrypted_secrets or {},
+                              **(extra_vars or {})})
 
     def set_variables(self, **variables: Any) -> None:
         """Write terraform.tfvars.json: the function's name plus ``variables``."""
