@@ -8,13 +8,13 @@ import pytest
 from localstack_client.session import Session
 from localstack_process_executor.launcher import EmbeddedLocalStack
 
-from localdeploy import aws_environment
+from localdeploy import GO_RUNTIME_ENV, aws_environment
 
 
 @pytest.fixture(scope="session")
 def localstack(tmp_path_factory) -> Iterator[EmbeddedLocalStack]:
     instance = EmbeddedLocalStack(log_path=tmp_path_factory.mktemp("localstack") / "localstack.log")
-    with instance, aws_environment(instance.client_env()):
+    with instance, aws_environment({**GO_RUNTIME_ENV, **instance.client_env()}):
         yield instance
 
 

@@ -1,25 +1,31 @@
-"""End to end against LocalStack: tflocal apply of this module, real invocations, real KMS.
+"""End to end against LocalStack: tflocal apply of this module at its defaults, real invocations, real KMS.
 
-The tests in this file run in order on one deployment: apply from nothing, use it, destroy it.
+The tests in this file run in order on one deployment: apply from nothing, use it, destroy it. The
+module's default handler opens every sealed secret and returns only their names, never a value.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 
 import pytest
+from integration_helpers import (assert_no_secret_text, build_package, code_sha256, function_logs,
+                                 replace_code)
 
-import build
 from localdeploy import Stack, invoke, retire_environments
 
 pytestmark = pytest.mark.localstack
 
 PLAINTEXT = "hello, world!"
+ROTATED = "rotated value"
+OPENED = {"opened": ["credential"]}  # what the default handler returns: names, never values
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ def stack(tmp_path_factory, localstack):
                      workdir=tmp_path_factory.mktemp("stack"))
     deployed.init().apply()
     yield deployed
-    if deployed.state_text() and '"resources": []' not in deployed.state_text():
+    if deployed.has_resources():
         deployed.destroy()
 
 
@@ -37,31 +43,30 @@ def lambda_client(aws):
     return aws("lambda")
 
 
-def function_logs(aws, function_name: str) -> str:
-    logs = aws("logs")
-    try:
-        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function_name}")["events"]
-    except logs.exceptions.ResourceNotFoundException:
-        return ""
-    return "\n".join(event["message"] for event in events)
-
-
-def test_apply_from_nothing_then_invoke_returns_the_plaintext(stack, lambda_client):
+def test_apply_from_nothing_then_the_default_handler_opens_the_secret_and_returns_only_its_name(
+        stack, lambda_client, aws):
     error, payload, logs = invoke(lambda_client, stack.function_name)
-    assert (error, payload) == (None, PLAINTEXT)
-    assert PLAINTEXT not in logs
+    assert (error, payload) == (None, OPENED)
+    assert_no_secret_text({"the plaintext": PLAINTEXT}, json.dumps(payload), logs,
+                          function_logs(aws, stack.function_name))
 
 
 def test_a_second_plan_has_no_changes(stack):
     assert stack.plan_exit_code() == 0
 
 
-def test_deployed_package_is_what_build_py_makes(stack, lambda_client):
+def default_package(stack: Stack, ciphertexts: dict[str, str], output) -> bytes:
+    """build.py's package of the module's default handler for these ciphertexts, as the module builds it."""
+    return build_package(stack.workdir, stack.workdir / "lambda_src" / "handler.py.tmpl", ciphertexts, output,
+                         "--runtime=python3.13", "--architecture=x86_64")
+
+
+def test_deployed_package_is_what_build_py_makes(stack, lambda_client, tmp_path):
     outputs = stack.outputs()
     package = stack.package()
     code_sha = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["CodeSha256"]
-    assert outputs["package_sha256"] == build.code_sha256(package) == code_sha
-    rebuilt = build.build_zip(build.package_entries(build.DEFAULT_TEMPLATE, outputs["ciphertexts"]))
+    assert outputs["package_sha256"] == code_sha256(package) == code_sha
+    rebuilt = default_package(stack, outputs["ciphertexts"], tmp_path / "rebuilt.zip")
     assert rebuilt == package  # byte for byte, from the ciphertexts alone
     assert PLAINTEXT.encode() not in package
 
@@ -72,34 +77,47 @@ def test_build_py_without_flags_rebuilds_the_package_from_the_terraform_output(s
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert output.read_bytes() == stack.package()
-    assert result.stdout.splitlines()[-1] == build.code_sha256(stack.package())
+    assert result.stdout.splitlines()[-1] == code_sha256(stack.package())
 
 
-def test_iam_policy_in_a_real_plan_is_exactly_least_privilege(stack):
-    plan = stack.plan_json()
-    resources = {r["address"]: r["values"] for r in plan["planned_values"]["root_module"]["resources"]}
+def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambda_client, aws):
+    """The documents as IAM and KMS hold them after apply (LocalStack stores, but does not enforce, them)."""
     outputs = stack.outputs()
-    policy = json.loads(resources["aws_iam_role_policy.function"]["policy"])
-    log_group_arn = resources["aws_cloudwatch_log_group.function"]["arn"]
+    function_arn = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["FunctionArn"]
+    assert function_arn == outputs["function_arn"]  # the ARN the module builds from names is the real one
+    policy = aws("iam").get_role_policy(RoleName=f"{stack.function_name}-lambda",
+                                        PolicyName="open-sealed-secrets")["PolicyDocument"]
+    log_group_arn = aws("logs").describe_log_groups(logGroupNamePrefix=outputs["log_group_name"])["logGroups"][0]["arn"]
     assert policy == {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
              "Resource": outputs["kms_key_arn"],
-             "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": stack.function_name}}},
+             "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": stack.function_name},
+                           "ArnLike": {"lambda:SourceFunctionArn": [function_arn, f"{function_arn}:*"]}}},
             {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-             "Resource": f"{log_group_arn}:*"},
+             "Resource": f"{log_group_arn.removesuffix(':*')}:*"},
         ],
     }
-    key = resources["aws_kms_key.secrets"]
-    assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 30
+    kms = aws("kms")
+    assert kms.get_key_rotation_status(KeyId=outputs["kms_key_arn"])["KeyRotationEnabled"] is True
+    # The key policy: administration without Decrypt for the account, Decrypt only through the role.
+    key_policy = json.loads(kms.get_key_policy(KeyId=outputs["kms_key_arn"], PolicyName="default")["Policy"])
+    administration, *decrypts = key_policy["Statement"]
+    account_root = outputs["role_arn"].split(":role/")[0] + ":root"
+    assert administration["Principal"] in ({"AWS": account_root}, {"AWS": [account_root]})
+    assert "kms:*" not in administration["Action"] and "kms:Decrypt" not in administration["Action"]
+    assert not [action for action in administration["Action"] if action.startswith("kms:ReEncrypt")]
+    assert decrypts == outputs["key_policy_statements"]
+    assert [(s["Action"], s["Condition"]["ArnEquals"]["aws:PrincipalArn"]) for s in decrypts] == [
+        ("kms:Decrypt", outputs["role_arn"])]
 
 
 def test_warm_invocations_make_one_decrypt_per_container(stack, lambda_client, localstack):
     retire_environments(lambda_client, stack.function_name)
     before = localstack.served("kms.Decrypt")
     for _ in range(20):
-        assert invoke(lambda_client, stack.function_name)[1] == PLAINTEXT
+        assert invoke(lambda_client, stack.function_name)[:2] == (None, OPENED)
     time.sleep(0.5)  # LocalStack writes its request log line after the response
     assert localstack.served("kms.Decrypt") - before == 1
 
@@ -116,16 +134,10 @@ def test_a_ciphertext_is_bound_to_its_function_name(stack, lambda_client, aws):
         assert error == "Unhandled"
         assert payload["errorType"] == "SecretDecryptionError"
         assert payload["errorMessage"] == "could not decrypt sealed secret 'credential': KMS InvalidCiphertextException"
-        assert_no_secret_text(PLAINTEXT, stack.outputs()["ciphertexts"]["credential"], str(payload), logs,
-                              function_logs(aws, other))
+        assert_no_secret_text({"the plaintext": PLAINTEXT, "the ciphertext": stack.outputs()["ciphertexts"]["credential"]},
+                              json.dumps(payload), logs, function_logs(aws, other))
     finally:
         lambda_client.delete_function(FunctionName=other)
-
-
-def assert_no_secret_text(plaintext: str, ciphertext: str, *texts: str) -> None:
-    for text in texts:
-        assert plaintext not in text
-        assert ciphertext not in text
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +150,10 @@ def sealed_for_probe(stack, aws, lambda_client, tmp_path_factory):
     role = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["Role"]
 
     def deploy(ciphertext: bytes) -> None:
-        package = build.build_zip(build.package_entries(
-            build.DEFAULT_TEMPLATE, {"credential": base64.b64encode(ciphertext).decode()}))
+        package = default_package(stack, {"credential": base64.b64encode(ciphertext).decode()},
+                                  tmp_path_factory.mktemp("probe") / "probe.zip")
         try:
-            lambda_client.update_function_code(FunctionName=name, ZipFile=package)
-            lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+            replace_code(lambda_client, name, package)
         except lambda_client.exceptions.ResourceNotFoundException:
             lambda_client.create_function(FunctionName=name, Runtime="python3.13", Role=role,
                                           Handler="handler.handler", Code={"ZipFile": package})
@@ -155,14 +166,15 @@ def sealed_for_probe(stack, aws, lambda_client, tmp_path_factory):
 def test_a_tampered_ciphertext_is_a_typed_error(sealed_for_probe, lambda_client, aws):
     name, blob, deploy = sealed_for_probe
     deploy(blob)
-    assert invoke(lambda_client, name)[:2] == (None, "probe secret")  # the control: untampered, it opens
+    assert invoke(lambda_client, name)[:2] == (None, OPENED)  # the control: untampered, it opens
     tampered = bytearray(blob)
     tampered[-20] ^= 0x01
     deploy(bytes(tampered))
     error, payload, logs = invoke(lambda_client, name)
     assert error == "Unhandled" and payload["errorType"] == "SecretDecryptionError"
     assert payload["errorMessage"] == "could not decrypt sealed secret 'credential': KMS InvalidCiphertextException"
-    assert_no_secret_text("probe secret", base64.b64encode(tampered).decode(), str(payload), logs)
+    assert_no_secret_text({"the plaintext": "probe secret", "the ciphertext": base64.b64encode(tampered).decode()},
+                          json.dumps(payload), logs)
 
 
 def test_a_disabled_key_is_a_typed_error_and_the_function_recovers_when_it_is_enabled(
@@ -180,21 +192,28 @@ def test_a_disabled_key_is_a_typed_error_and_the_function_recovers_when_it_is_en
     finally:
         kms.enable_key(KeyId=key)
     # Same warm container: failures are not cached, so it opens the secret now.
-    assert invoke(lambda_client, name)[:2] == (None, "probe secret")
+    assert invoke(lambda_client, name)[:2] == (None, OPENED)
 
 
-def test_changing_a_secret_reseals_rebuilds_and_updates_in_one_apply(stack, lambda_client):
+def test_changing_a_secret_reseals_rebuilds_and_updates_in_one_apply(stack, lambda_client, aws):
     old_ciphertext = stack.outputs()["ciphertexts"]["credential"]
-    stack.set_variables(secrets={"credential": "rotated value"})
+    stack.set_variables(secrets={"credential": ROTATED})
     stack.apply()
     outputs = stack.outputs()
-    assert outputs["ciphertexts"]["credential"] != old_ciphertext
-    assert outputs["package_sha256"] == build.code_sha256(stack.package())
-    assert invoke(lambda_client, stack.function_name)[:2] == (None, "rotated value")
+    new_ciphertext = outputs["ciphertexts"]["credential"]
+    assert new_ciphertext != old_ciphertext
+    # The function runs the new package, which carries the new ciphertext...
+    code_sha = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["CodeSha256"]
+    assert outputs["package_sha256"] == code_sha256(stack.package()) == code_sha
+    with zipfile.ZipFile(io.BytesIO(stack.package())) as package:
+        handler = package.read("handler.py").decode()
+    assert new_ciphertext in handler and old_ciphertext not in handler
+    # ...which seals the new value for this function, and the function opens it.
+    opened = aws("kms").decrypt(CiphertextBlob=base64.b64decode(new_ciphertext),
+                                EncryptionContext={"LambdaFunctionName": stack.function_name})["Plaintext"]
+    assert opened == ROTATED.encode()
+    assert invoke(lambda_client, stack.function_name)[:2] == (None, OPENED)
     assert stack.plan_exit_code() == 0
-    stack.set_variables(secrets={"credential": PLAINTEXT})
-    stack.apply()
-    assert invoke(lambda_client, stack.function_name)[:2] == (None, PLAINTEXT)
 
 
 def test_the_plaintext_appears_in_no_output_package_or_log(stack, aws):
@@ -203,8 +222,9 @@ def test_the_plaintext_appears_in_no_output_package_or_log(stack, aws):
     # output is checked, as is the function's log.
     outputs = [text for command, text in stack.transcript if command != "show"]
     assert len(outputs) >= 8
-    assert_no_secret_text(PLAINTEXT, "\x00", *outputs, function_logs(aws, stack.function_name))
-    assert PLAINTEXT.encode() not in stack.package()
+    assert_no_secret_text({"the plaintext": PLAINTEXT, "the rotated plaintext": ROTATED}, *outputs,
+                          function_logs(aws, stack.function_name))
+    assert PLAINTEXT.encode() not in stack.package() and ROTATED.encode() not in stack.package()
 
 
 def test_destroy_leaves_nothing(stack, aws):
