@@ -207,7 +207,7 @@ def markdown(header: str, results: dict[str, Measured], context: dict[str, Any],
     lines = [
         header,
         f"{n_cold} cold starts per function (environments retired before each, the four interleaved round by round); "
-        f"{n_warm} warm invokes per function in {args.warm_rounds} alternating blocks; parallel callers "
+        f"{n_warm} warm invokes per function in alternating blocks of {args.per_block}; parallel callers "
         f"{', '.join(map(str, args.sweep))}, {max(1, args.per_caller // 3) * 3} invokes each in 3 alternating rounds "
         "after a warm-up. "
         f"1-minute load average: {loads} (2 cores, shared).",
