@@ -1,0 +1,1 @@
+"""Custom checkov checks for tests/test_checkov.py (loaded with --external-checks-dir, never by pytest)."""
