@@ -21,9 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from localstack import config
@@ -39,6 +37,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 )
 
 from .bootstrap import LIFELINE_FD_ENV, LISTEN_FD_ENV
+from .waiting import Outcome, future_done, wait_while_alive
 
 LOG = logging.getLogger(__name__)
 
@@ -169,22 +168,18 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             return self._failed(request_id, log_offset, "Runtime.ExitError",
                                 f"RequestId: {request_id} Error: Runtime exited before the invocation")
         timeout = float(self.function_version.config.timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return future.result(timeout=POLL_SECONDS)
-            except FutureTimeout:
-                pass
-            if process.poll() is not None:
-                status = process.returncode
-                reason = f"signal: {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
-                return self._failed(request_id, log_offset, "Runtime.ExitError",
-                                    f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
-            if time.monotonic() >= deadline:
-                with self.lock:
-                    self._kill()
-                return self._failed(request_id, log_offset, "Sandbox.Timedout",
-                                    f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds")
+        outcome = wait_while_alive(future_done(future), process, timeout, POLL_SECONDS)
+        if outcome is Outcome.DONE:
+            return future.result()
+        if outcome is Outcome.EXITED:
+            status = process.returncode
+            reason = f"signal: {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
+            return self._failed(request_id, log_offset, "Runtime.ExitError",
+                                f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
+        with self.lock:
+            self._kill()
+        return self._failed(request_id, log_offset, "Sandbox.Timedout",
+                            f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds")
 
     def _failed(self, request_id: str, log_offset: int, error_type: str, message: str) -> InvocationResult:
         logs = (f"START RequestId: {request_id} Version: {self.function_version.id.qualifier}\n"
@@ -246,22 +241,19 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         process = self.process
         # LocalStack's own startup timer covers start(), but not a restart from invoke(): keep the same limit.
         limit = config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                future.result(timeout=POLL_SECONDS)  # raises StatusErrorException on an init error
-                return
-            except FutureTimeout:
-                pass
-            failure = None
-            if process.poll() is not None:
-                failure = ("Runtime.ExitError", f"Runtime exited during init with status {process.returncode}")
-            elif time.monotonic() >= deadline:
+        outcome = wait_while_alive(future_done(future), process, limit, POLL_SECONDS)
+        if outcome is not Outcome.DONE:
+            if outcome is Outcome.EXITED:
+                error_type = "Runtime.ExitError"
+                message = f"Runtime exited during init with status {process.returncode}"
+            else:
                 with self.lock:
                     self._kill()
-                failure = ("Sandbox.Timedout", f"Runtime init did not finish within {limit} seconds")
-            if failure and not future.done():
-                future.set_exception(StatusErrorException(failure[1], error_payload(*failure)))
+                error_type = "Sandbox.Timedout"
+                message = f"Runtime init did not finish within {limit} seconds"
+            if not future.done():  # the runtime may have answered meanwhile
+                future.set_exception(StatusErrorException(message, error_payload(error_type, message)))
+        future.result()  # returns once ready; raises StatusErrorException on an init error or the failure above
 
     def _restart(self) -> None:
         with self.lock:

@@ -20,17 +20,18 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import EXECUTOR_NAME
+from .waiting import Outcome, polled, wait_while_alive
 
 TESTED_LOCALSTACK = "2026.3.0"
 DEFAULT_SERVICES = ("iam", "kms", "lambda", "logs", "sts")
 START_TIMEOUT_SECONDS = 90
+HEALTH_POLL_SECONDS = 0.2
 STOP_TIMEOUT_SECONDS = 30
 
 
@@ -121,14 +122,12 @@ class EmbeddedLocalStack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (status := self.process.poll()) is not None:
-                self.process = None
-                raise LauncherError(f"LocalStack exited with status {status} while starting; see {self.log_path}")
-            if self._healthy():
-                return self
-            time.sleep(0.2)
+        outcome = wait_while_alive(polled(self._healthy), self.process, timeout, HEALTH_POLL_SECONDS)
+        if outcome is Outcome.DONE:
+            return self
+        if outcome is Outcome.EXITED:
+            status, self.process = self.process.returncode, None
+            raise LauncherError(f"LocalStack exited with status {status} while starting; see {self.log_path}")
         self.stop(keep_files=True)
         raise LauncherError(f"LocalStack did not become healthy within {timeout:.0f}s; see {self.log_path}")
 

@@ -1,0 +1,52 @@
+"""The one wait loop of the executor and the launcher: for something to happen, while a process lives, within a limit.
+
+It imports nothing from LocalStack, so the launcher can use it outside a LocalStack process.
+"""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    EXITED = "exited"  # the process ended first
+    TIMED_OUT = "timed out"
+
+
+def wait_while_alive(happened: Callable[[float], bool], process: subprocess.Popen, timeout: float,
+                     poll_seconds: float) -> Outcome:
+    """Wait until ``happened(poll_seconds)`` says yes; it may itself block for up to ``poll_seconds``.
+
+    Each round checks the event, then the process, then the clock: an event that came together with
+    the process's exit, or right at the deadline, still counts as done.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if happened(poll_seconds):
+            return Outcome.DONE
+        if process.poll() is not None:
+            return Outcome.EXITED
+        if time.monotonic() >= deadline:
+            return Outcome.TIMED_OUT
+
+
+def future_done(future: Future) -> Callable[[float], bool]:
+    """Blocks until ``future`` is done or the seconds pass, and wakes the moment it completes."""
+    return lambda seconds: bool(wait([future], timeout=seconds).done)
+
+
+def polled(check: Callable[[], bool]) -> Callable[[float], bool]:
+    """``check()`` now, else sleep the seconds: for a condition that nothing signals."""
+
+    def happened(seconds: float) -> bool:
+        if check():
+            return True
+        time.sleep(seconds)
+        return False
+
+    return happened
