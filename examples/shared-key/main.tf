@@ -14,7 +14,8 @@ locals {
   # is; this key's ARN is unknown until apply. coalesce() tells Terraform the value is not null.
   shared_key_arn = coalesce(aws_kms_key.shared.arn)
 
-  key_administrators = length(var.key_administrators) > 0 ? var.key_administrators : [data.aws_iam_session_context.current.issuer_arn]
+  # KMS refuses a key policy that would lock out its caller, so the caller always administers the key.
+  key_administrators = distinct(concat(var.key_administrators, [data.aws_iam_session_context.current.issuer_arn]))
 
   # Running, sealing with (Encrypt, for the CLI flow) and destroying the key. Nothing that opens a
   # ciphertext: no Decrypt, no ReEncrypt*, no CreateGrant, and no kms:* for anyone.

@@ -33,7 +33,7 @@ variable "billing_secrets" {
 }
 
 variable "key_administrators" {
-  description = "IAM ARNs (root, users, roles) that administer the shared key and seal with it. Empty: whoever runs terraform apply."
+  description = "IAM ARNs (root, users, roles) that administer the shared key and seal with it, besides whoever runs terraform apply (always one: KMS refuses a policy that locks its caller out)."
   type        = list(string)
   default     = []
 
