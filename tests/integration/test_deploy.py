@@ -28,14 +28,22 @@ ROTATED = "rotated value"
 OPENED = {"opened": ["credential"]}  # what the default handler returns: names, never values
 
 
+def start_deployments(background, tmp_path_factory) -> None:
+    """Apply from nothing, on a worker (conftest starts it early; the fixture below waits for it)."""
+    background.start(__name__, lambda: Stack(f"sealed-it-{uuid.uuid4().hex[:8]}", secrets={"credential": PLAINTEXT},
+                                             workdir=tmp_path_factory.mktemp("stack")),
+                     lambda stack: stack.init().apply())
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, localstack):
-    deployed = Stack(f"sealed-it-{uuid.uuid4().hex[:8]}", secrets={"credential": PLAINTEXT},
-                     workdir=tmp_path_factory.mktemp("stack"))
-    deployed.init().apply()
-    yield deployed
-    if deployed.has_resources():
-        deployed.destroy()
+def stack(background, tmp_path_factory):
+    start_deployments(background, tmp_path_factory)
+    try:
+        yield background.result(__name__)
+    finally:
+        deployed = background.deployment(__name__)
+        if deployed.has_resources():
+            deployed.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """examples/, applied for real: each example's folder is the root module (tflocal init/apply there, the
 module at ../..), every function it deploys is invoked, a second plan shows no changes, then it is destroyed.
 
-Each example is applied once for this file and shared by its tests, which run in file order.
+Each example is applied once, on a worker thread as the session starts (see conftest), and shared by its
+tests, which run in file order.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 
 import pytest
@@ -43,20 +44,25 @@ def in_parallel(pool: ThreadPoolExecutor, work: dict[str, Callable[[], object]])
     return {name: pool.submit(job) for name, job in work.items()}
 
 
+def start_deployments(background, tmp_path_factory) -> None:
+    """Apply each example from nothing on a worker (conftest starts them early; the fixtures wait)."""
+    for name in EXAMPLE_NAMES:
+        background.start(f"{__name__}:{name}", lambda name=name: Example(
+            name, variables=VARIABLES[name], workdir=tmp_path_factory.mktemp(name)),
+            lambda example: example.init().apply())
+
+
 @pytest.fixture(scope="module")
-def applied(localstack, tmp_path_factory) -> Iterator[dict[str, Future]]:
-    """Apply the examples from nothing, all at once: their waits on LocalStack overlap. At the end, destroy
-    (again all at once) whatever they left. A failed apply fails only that example's tests."""
-    examples = {name: Example(name, variables=VARIABLES[name], workdir=tmp_path_factory.mktemp(name))
-                for name in EXAMPLE_NAMES}
+def applied(background, tmp_path_factory) -> Iterator[Callable[[str], Example]]:
+    """The examples by name, once applied (a failed apply fails only that example's tests). At the end,
+    destroy whatever they left, all at once."""
+    start_deployments(background, tmp_path_factory)
+    yield lambda name: background.result(f"{__name__}:{name}")
+    examples = [background.deployment(f"{__name__}:{name}") for name in EXAMPLE_NAMES]
     with ThreadPoolExecutor(max_workers=len(examples)) as pool:
-        futures = in_parallel(pool, {name: (lambda example=example: example.init().apply())
-                                     for name, example in examples.items()})
-        yield futures
-        wait(futures.values())
-        leftovers = in_parallel(pool, {name: example.destroy for name, example in examples.items()
+        leftovers = in_parallel(pool, {example.name: example.destroy for example in examples
                                        if example.has_resources()})
-    for example in examples.values():
+    for example in examples:
         example.remove()
     for future in leftovers.values():
         future.result()
@@ -64,17 +70,17 @@ def applied(localstack, tmp_path_factory) -> Iterator[dict[str, Future]]:
 
 @pytest.fixture(scope="module")
 def seed(applied) -> Example:
-    return applied["seed"].result()
+    return applied("seed")
 
 
 @pytest.fixture(scope="module")
 def shared_key(applied) -> Example:
-    return applied["shared-key"].result()
+    return applied("shared-key")
 
 
 @pytest.fixture(scope="module")
 def with_dependencies(applied) -> Example:
-    return applied["with-dependencies"].result()
+    return applied("with-dependencies")
 
 
 @pytest.fixture(scope="module")
