@@ -22,6 +22,7 @@ import base64
 import importlib.util
 import os
 import platform
+import random
 import re
 import ssl
 import statistics
@@ -139,15 +140,15 @@ class RequestLog:
             total[operation] += after[operation] - before[operation]
 
 
-def rotated(items: Sequence[Function], by: int) -> list[Function]:
-    """A different function goes first in each round, so none always follows a particular other."""
-    by %= len(items)
-    return [*items[by:], *items[:by]]
+def order(round_: int) -> list[Function]:
+    """The functions in a fresh order each round (seeded, so reruns repeat it): none always goes first,
+    and none always runs right after a particular other (the seed's KMS calls, say)."""
+    return random.Random(round_).sample(FUNCTIONS, len(FUNCTIONS))
 
 
 def measure_cold_starts(client: Any, requests: RequestLog, results: dict[str, Measured], rounds: int) -> None:
     for round_ in range(rounds):
-        for function in rotated(FUNCTIONS, round_):
+        for function in order(round_):
             retire_environments(client, f"bench-{function.label}")
             before = requests.counts()
             results[function.label].cold.append(timed_invoke(client, function))
@@ -159,11 +160,12 @@ def measure_warm(client: Any, requests: RequestLog, results: dict[str, Measured]
     for function in FUNCTIONS:  # the environment from the last cold start: warm it, uncounted
         timed_invoke(client, function)
     for round_ in range(rounds):  # alternating blocks, so drift hits all four alike
-        for function in rotated(FUNCTIONS, round_):
+        for function in order(round_):
             before = requests.counts()
             results[function.label].warm += [timed_invoke(client, function) for _ in range(per_block)]
             requests.add(results[function.label].warm_calls, before, requests.settled(before, per_block))
-        log(f"warm invokes: round {round_ + 1}/{rounds}")
+        if (round_ + 1) % 10 == 0 or round_ + 1 == rounds:
+            log(f"warm invokes: round {round_ + 1}/{rounds}")
 
 
 def parallel_invokes(clients: Sequence[Any], function: Function, count: int) -> tuple[float, list[float]]:
@@ -189,7 +191,7 @@ def measure_sweep(clients: Sequence[Any], results: dict[str, Measured], callers:
         walls = {function.label: 0.0 for function in FUNCTIONS}
         latencies: dict[str, list[float]] = {function.label: [] for function in FUNCTIONS}
         for round_ in range(rounds):
-            for function in rotated(FUNCTIONS, round_):
+            for function in order(round_):
                 wall, round_trips = parallel_invokes(clients[:width], function, max(1, per_caller // rounds) * width)
                 walls[function.label] += wall
                 latencies[function.label] += round_trips
@@ -304,8 +306,8 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-starts", type=positive, default=25, help="cold starts per function (default 25)")
-    parser.add_argument("--warm-rounds", type=positive, default=6, help="alternating warm blocks (default 6)")
-    parser.add_argument("--per-block", type=positive, default=100, help="invokes per warm block (default 100)")
+    parser.add_argument("--warm-rounds", type=positive, default=30, help="rounds of warm blocks, one per function each (default 30)")
+    parser.add_argument("--per-block", type=positive, default=20, help="invokes per warm block (default 20)")
     parser.add_argument("--sweep", type=callers_list, default=[1, 2, 4, 8], help="parallel callers (default 1,2,4,8)")
     parser.add_argument("--per-caller", type=positive, default=48, help="sweep invokes per caller, over 3 rounds (default 48)")
     return parser.parse_args(argv)

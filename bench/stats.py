@@ -34,31 +34,33 @@ def overhead_ratio(ours: float, seed: float, floor: float) -> float:
 
 
 def bootstrap_interval(
-    columns: Sequence[Sequence[float]],
+    rounds: Sequence[Sequence[Sequence[float]]],
     statistic: Callable[[list[list[float]]], float],
     *,
-    paired: bool,
     confidence: float = 0.9,
     resamples: int = 2000,
     seed: int = 1,
 ) -> tuple[float, float]:
-    """A percentile-bootstrap interval for ``statistic(columns)``.
+    """A percentile-bootstrap interval for ``statistic`` over rounds of measurements.
 
-    ``paired``: the columns are measured in the same rounds (row i of each column together), so
-    rounds are resampled whole and drift that hit one round hits every column of it alike.
-    Otherwise each column is resampled on its own. Seeded, so a report is reproducible.
+    ``rounds[r][c]`` holds the values of column c (a function) measured in round r. Whole rounds
+    are resampled, so drift that hit a round hits every column of it alike and the interval is as
+    wide as the round-to-round drift really was. ``statistic`` gets each column's values pooled.
+    Seeded, so a report is reproducible.
     """
     rng = random.Random(seed)
     estimates = []
     for _ in range(resamples):
-        if paired:
-            rows = [rng.randrange(len(columns[0])) for _ in columns[0]]
-            sample = [[column[row] for row in rows] for column in columns]
-        else:
-            sample = [rng.choices(column, k=len(column)) for column in columns]
-        estimates.append(statistic(sample))
+        picked = [rounds[rng.randrange(len(rounds))] for _ in rounds]
+        columns = [[value for round_ in picked for value in round_[column]] for column in range(len(rounds[0]))]
+        estimates.append(statistic(columns))
     tail = (1 - confidence) / 2
     return percentile(estimates, tail), percentile(estimates, 1 - tail)
+
+
+def pooled(rounds: Sequence[Sequence[Sequence[float]]]) -> list[list[float]]:
+    """Each column's values from every round, in order."""
+    return [[value for round_ in rounds for value in round_[column]] for column in range(len(rounds[0]))]
 
 
 def median_overhead_ratio(columns: list[list[float]]) -> float:
