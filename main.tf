@@ -24,7 +24,9 @@ locals {
 
   encryption_context = { LambdaFunctionName = var.function_name }
 
-  create_key = var.kms_key_arn == null
+  # compact() drops a null, so this means `var.kms_key_arn == null`, a form that checkov 3.3.30
+  # evaluates to false for a null default: it would then check nothing on the key.
+  create_key = length(compact([var.kms_key_arn])) == 0
   key_arn    = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
   # KMS refuses a key policy that would not let its caller change it again, so named administrators
   # always include the caller: no lockout.
@@ -78,7 +80,7 @@ locals {
   # The key policy statement that lets this function's role, and nothing else, open its secrets:
   # Decrypt is delegated to IAM only for the role's principal ARN and only under the function's
   # context; the role's own policy then adds the lambda:SourceFunctionArn condition.
-  key_policy_statements = [{
+  decrypt_statement = {
     Sid       = "Decrypt for Lambda function ${var.function_name}"
     Effect    = "Allow"
     Principal = { AWS = local.account_root }
@@ -88,7 +90,8 @@ locals {
       ArnEquals    = { "aws:PrincipalArn" = local.role_arn }
       StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = var.function_name }
     }
-  }]
+  }
+  key_policy_statements = [local.decrypt_statement]
 
   # Everything a key administrator needs to run and destroy the key and to seal secrets with it
   # (Encrypt, for the CLI flow), and nothing that opens a ciphertext: no Decrypt, no ReEncrypt*,
@@ -120,13 +123,17 @@ resource "aws_kms_key" "secrets" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat([{
-      Sid       = "KeyAdministration"
-      Effect    = "Allow"
-      Principal = { AWS = local.key_administrators }
-      Action    = local.key_administration_actions
-      Resource  = "*"
-    }], local.key_policy_statements)
+    # A list literal, not concat(): checkov reads the statements of a list and of nothing else.
+    Statement = [
+      {
+        Sid       = "KeyAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = local.key_administrators }
+        Action    = local.key_administration_actions
+        Resource  = "*"
+      },
+      local.decrypt_statement,
+    ]
   })
 }
 
@@ -180,75 +187,114 @@ resource "aws_iam_role" "function" {
   })
 }
 
-resource "aws_iam_role_policy" "function" {
-  name = "open-sealed-secrets"
-  role = aws_iam_role.function.id
+# Policy documents, not jsonencode(): checkov 3.3.30 reads a document's statement blocks on every run,
+# while it renders the jsonencode() form of this policy only under some hash seeds. Each optional
+# setting brings its own document and policy: checkov reads neither a statement filtered into one
+# list nor a dynamic statement block, and the role still holds only what the settings use.
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "DecryptOwnSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [local.key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:LambdaFunctionName"
+      values   = [var.function_name]
+    }
+    # Only this function's credentials (any version or alias): not another function's, nor the
+    # role used by anything else, Lambda's own calls with it included.
+    condition {
+      test     = "ArnLike"
+      variable = "lambda:SourceFunctionArn"
+      values   = [local.function_arn, "${local.function_arn}:*"]
+    }
+    # With decrypt_vpc_endpoint_ids, only through those KMS endpoints: credentials copied out of
+    # the function still carry its SourceFunctionArn, so only a network condition stops them.
+    dynamic "condition" {
+      for_each = length(var.decrypt_vpc_endpoint_ids) > 0 ? [var.decrypt_vpc_endpoint_ids] : []
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceVpce"
+        values   = condition.value
+      }
+    }
+  }
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+  }
+}
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat(
-      [
-        {
-          Sid      = "DecryptOwnSecrets"
-          Effect   = "Allow"
-          Action   = "kms:Decrypt"
-          Resource = local.key_arn
-          Condition = {
-            # With decrypt_vpc_endpoint_ids, only through those KMS endpoints: credentials copied out of
-            # the function still carry its SourceFunctionArn, so only a network condition stops them.
-            StringEquals = merge(
-              { "kms:EncryptionContext:LambdaFunctionName" = var.function_name },
-              { for key, ids in { "aws:SourceVpce" = var.decrypt_vpc_endpoint_ids } : key => ids if length(ids) > 0 },
-            )
-            # Only this function's credentials (any version or alias): not another function's, nor the
-            # role used by anything else, Lambda's own calls with it included.
-            ArnLike = { "lambda:SourceFunctionArn" = [local.function_arn, "${local.function_arn}:*"] }
-          }
-        },
-        {
-          Sid      = "WriteOwnLogs"
-          Effect   = "Allow"
-          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-          Resource = "${aws_cloudwatch_log_group.function.arn}:*"
-        },
-      ],
-      # Each optional block below is filtered in, so the policy holds only what the settings use.
-      [for statement in [
-        {
-          Sid      = "DescribeNetworkInterfaces"
-          Effect   = "Allow"
-          Action   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
-          Resource = "*" # these actions take no resource-level permissions
-        },
-        {
-          Sid    = "ManageOwnNetworkInterfaces"
-          Effect = "Allow"
-          Action = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
-          Resource = concat(
-            ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
-            # Any owner account: a shared VPC's subnets and groups belong to the VPC owner; their IDs are unique.
-            [for id in var.vpc_subnet_ids : "arn:${local.partition}:ec2:${local.region}:*:subnet/${id}"],
-            [for id in var.vpc_security_group_ids : "arn:${local.partition}:ec2:${local.region}:*:security-group/${id}"],
-          )
-        },
-      ] : statement if local.in_vpc],
-      [for statement in [{
-        Sid      = "WriteTraces"
-        Effect   = "Allow"
-        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-        Resource = "*" # X-Ray takes no resource-level permissions for these
-      }] : statement if var.tracing_mode == "Active"],
-      [for statement in [{
-        Sid      = "SendToDeadLetterTarget"
-        Effect   = "Allow"
-        Action   = local.dead_letter_action
-        Resource = var.dead_letter_target_arn
-      }] : statement if local.dead_letter_action != null],
+resource "aws_iam_role_policy" "function" {
+  name   = "open-sealed-secrets"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.function.json
+}
+
+data "aws_iam_policy_document" "vpc" {
+  count = local.in_vpc ? 1 : 0
+
+  statement {
+    sid       = "DescribeNetworkInterfaces"
+    actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    resources = ["*"] # these actions take no resource-level permissions
+  }
+  statement {
+    sid     = "ManageOwnNetworkInterfaces"
+    actions = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+    resources = concat(
+      ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
+      # Any owner account: a shared VPC's subnets and groups belong to the VPC owner; their IDs are unique.
+      [for id in var.vpc_subnet_ids : "arn:${local.partition}:ec2:${local.region}:*:subnet/${id}"],
+      [for id in var.vpc_security_group_ids : "arn:${local.partition}:ec2:${local.region}:*:security-group/${id}"],
     )
-  })
+  }
+}
+
+resource "aws_iam_role_policy" "vpc" {
+  count  = local.in_vpc ? 1 : 0
+  name   = "vpc-network-interfaces"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.vpc[0].json
+}
+
+data "aws_iam_policy_document" "tracing" {
+  count = var.tracing_mode == "Active" ? 1 : 0
+
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray takes no resource-level permissions for these
+  }
+}
+
+resource "aws_iam_role_policy" "tracing" {
+  count  = var.tracing_mode == "Active" ? 1 : 0
+  name   = "xray-traces"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.tracing[0].json
+}
+
+data "aws_iam_policy_document" "dead_letter" {
+  count = local.dead_letter_action == null ? 0 : 1
+
+  statement {
+    sid       = "SendToDeadLetterTarget"
+    actions   = [local.dead_letter_action]
+    resources = [var.dead_letter_target_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "dead_letter" {
+  count  = local.dead_letter_action == null ? 0 : 1
+  name   = "dead-letter-target"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.dead_letter[0].json
 }
 
 resource "aws_cloudwatch_log_group" "function" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest. A customer managed key needs a key policy that lets the logs service use it, which only the key's owner can write: offered as input log_kms_key_arn. The function never logs a secret.
   name              = local.log_group_name
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.log_kms_key_arn
@@ -351,7 +397,10 @@ resource "aws_lambda_function" "this" {
   }
 
   # The package is built first; the log group exists first so its retention applies from the first line.
-  depends_on = [terraform_data.package, aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+  depends_on = [
+    terraform_data.package, aws_cloudwatch_log_group.function,
+    aws_iam_role_policy.function, aws_iam_role_policy.vpc, aws_iam_role_policy.tracing, aws_iam_role_policy.dead_letter,
+  ]
 }
 
 # Read back after every apply that touches the function: the resource's own code_sha256

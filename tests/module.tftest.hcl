@@ -17,6 +17,11 @@ mock_provider "aws" {
   mock_data "aws_iam_session_context" {
     defaults = { issuer_arn = "arn:aws:iam::123456789012:role/deployer" }
   }
+  # A mocked policy document renders no JSON: the runs read its statements, and the role's policies
+  # need a valid document. The rendered JSON is read back from IAM by the integration tier.
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
   mock_data "aws_kms_key" {
     defaults = {
       enabled                  = true
@@ -54,31 +59,37 @@ run "role_policy_is_exactly_least_privilege" {
   command = plan
 
   assert {
-    condition = jsondecode(aws_iam_role_policy.function.policy) == {
-      Version = "2012-10-17"
-      Statement = [
-        {
-          Sid      = "DecryptOwnSecrets"
-          Effect   = "Allow"
-          Action   = "kms:Decrypt"
-          Resource = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
-          Condition = {
-            StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = "orders-api" }
-            ArnLike = { "lambda:SourceFunctionArn" = [
-              "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
-              "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
-            ] }
-          }
-        },
-        {
-          Sid      = "WriteOwnLogs"
-          Effect   = "Allow"
-          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-          Resource = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/orders-api:*"
-        },
-      ]
-    }
-    error_message = "The role may Decrypt only on its key, under its function's context, from inside its function (any version or alias), and write its own logs: nothing else."
+    condition = jsonencode([for statement in data.aws_iam_policy_document.function.statement : {
+      sid        = statement.sid
+      actions    = sort(statement.actions)
+      resources  = sort(statement.resources)
+      conditions = { for c in coalesce(statement.condition, []) : "${c.test} ${c.variable}" => c.values }
+      }]) == jsonencode([
+      {
+        sid       = "DecryptOwnSecrets"
+        actions   = ["kms:Decrypt"]
+        resources = ["arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"]
+        conditions = {
+          "StringEquals kms:EncryptionContext:LambdaFunctionName" = ["orders-api"]
+          "ArnLike lambda:SourceFunctionArn" = [
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
+          ]
+        }
+      },
+      {
+        sid        = "WriteOwnLogs"
+        actions    = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        resources  = ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/orders-api:*"]
+        conditions = {}
+      },
+    ])
+    error_message = "The role may Decrypt only on its key, under its function's context, with its function's credentials (any version or alias), and write its own logs: nothing else. Got ${jsonencode(data.aws_iam_policy_document.function.statement)}"
+  }
+
+  assert {
+    condition     = length(aws_iam_role_policy.vpc) + length(aws_iam_role_policy.tracing) + length(aws_iam_role_policy.dead_letter) == 0
+    error_message = "With the defaults the role has exactly one policy."
   }
 
   assert {
@@ -324,38 +335,32 @@ run "settings_reach_the_function_and_grant_only_what_they_need" {
   }
 
   assert {
-    condition = slice(jsondecode(aws_iam_role_policy.function.policy).Statement, 2, 6) == [
-      {
-        Sid      = "DescribeNetworkInterfaces"
-        Effect   = "Allow"
-        Action   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
-        Resource = "*"
-      },
-      {
-        Sid    = "ManageOwnNetworkInterfaces"
-        Effect = "Allow"
-        Action = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
-        Resource = [
-          "arn:aws:ec2:eu-west-1:123456789012:network-interface/*",
-          "arn:aws:ec2:eu-west-1:*:subnet/subnet-0123456789abcdef0",
-          "arn:aws:ec2:eu-west-1:*:subnet/subnet-0fedcba9876543210",
-          "arn:aws:ec2:eu-west-1:*:security-group/sg-0123456789abcdef0",
-        ]
-      },
-      {
-        Sid      = "WriteTraces"
-        Effect   = "Allow"
-        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-        Resource = "*"
-      },
-      {
-        Sid      = "SendToDeadLetterTarget"
-        Effect   = "Allow"
-        Action   = "sqs:SendMessage"
-        Resource = "arn:aws:sqs:eu-west-1:123456789012:orders-dlq"
-      },
-    ] && length(jsondecode(aws_iam_role_policy.function.policy).Statement) == 6
+    condition = jsonencode([for document in [data.aws_iam_policy_document.vpc[0], data.aws_iam_policy_document.tracing[0], data.aws_iam_policy_document.dead_letter[0]] : [
+      for statement in document.statement : { sid = statement.sid, actions = sort(statement.actions), resources = sort(statement.resources) }
+      ]]) == jsonencode([
+      [
+        { sid = "DescribeNetworkInterfaces", actions = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], resources = ["*"] },
+        {
+          sid     = "ManageOwnNetworkInterfaces"
+          actions = ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"]
+          resources = [
+            "arn:aws:ec2:eu-west-1:*:security-group/sg-0123456789abcdef0",
+            "arn:aws:ec2:eu-west-1:*:subnet/subnet-0123456789abcdef0",
+            "arn:aws:ec2:eu-west-1:*:subnet/subnet-0fedcba9876543210",
+            "arn:aws:ec2:eu-west-1:123456789012:network-interface/*",
+          ]
+        },
+      ],
+      [{ sid = "WriteTraces", actions = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], resources = ["*"] }],
+      [{ sid = "SendToDeadLetterTarget", actions = ["sqs:SendMessage"], resources = ["arn:aws:sqs:eu-west-1:123456789012:orders-dlq"] }],
+    ])
     error_message = "VPC adds the network-interface actions scoped to its subnets and groups, Active tracing the X-Ray writes, a DLQ its one send action: nothing more."
+  }
+
+  assert {
+    condition = (length(aws_iam_role_policy.vpc) == 1 && length(aws_iam_role_policy.tracing) == 1 && length(aws_iam_role_policy.dead_letter) == 1
+    && length(data.aws_iam_policy_document.function.statement) == 2)
+    error_message = "Each setting brings its own policy; the secrets policy is unchanged."
   }
 }
 
@@ -367,7 +372,7 @@ run "an_sns_dead_letter_target_gets_publish" {
   }
 
   assert {
-    condition     = jsondecode(aws_iam_role_policy.function.policy).Statement[2].Action == "sns:Publish"
+    condition     = data.aws_iam_policy_document.dead_letter[0].statement[0].actions == toset(["sns:Publish"])
     error_message = "An SNS dead-letter target needs sns:Publish, not sqs:SendMessage."
   }
 }
@@ -389,7 +394,7 @@ run "a_shared_key_creates_no_key_and_still_binds_each_secret_to_its_function" {
   assert {
     condition = (aws_kms_ciphertext.secret["db_password"].key_id == "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
       && aws_kms_ciphertext.secret["db_password"].context == tomap({ LambdaFunctionName = "orders-api" })
-    && jsondecode(aws_iam_role_policy.function.policy).Statement[0].Resource == "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab")
+    && data.aws_iam_policy_document.function.statement[0].resources == toset(["arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"]))
     error_message = "Secrets are sealed with the shared key under the function's own context, and the role may Decrypt only that key."
   }
 
@@ -644,16 +649,14 @@ run "decrypt_vpc_endpoints_tie_decryption_to_the_network" {
   }
 
   assert {
-    condition = jsondecode(aws_iam_role_policy.function.policy).Statement[0].Condition == {
-      StringEquals = {
-        "kms:EncryptionContext:LambdaFunctionName" = "orders-api"
-        "aws:SourceVpce"                           = ["vpce-0123456789abcdef0"]
-      }
-      ArnLike = { "lambda:SourceFunctionArn" = [
+    condition = jsonencode({ for c in data.aws_iam_policy_document.function.statement[0].condition : "${c.test} ${c.variable}" => c.values }) == jsonencode({
+      "StringEquals kms:EncryptionContext:LambdaFunctionName" = ["orders-api"]
+      "StringEquals aws:SourceVpce"                           = ["vpce-0123456789abcdef0"]
+      "ArnLike lambda:SourceFunctionArn" = [
         "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
         "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
-      ] }
-    }
+      ]
+    })
     error_message = "With decrypt_vpc_endpoint_ids the role may Decrypt only through those endpoints."
   }
 }
