@@ -142,7 +142,8 @@ def test_a_ciphertext_is_bound_to_its_function_name(stack, lambda_client, aws):
         assert error == "Unhandled"
         assert payload["errorType"] == "SecretDecryptionError"
         assert payload["errorMessage"] == "could not decrypt sealed secret 'credential': KMS InvalidCiphertextException"
-        assert_no_secret_text({"the plaintext": PLAINTEXT, "the ciphertext": stack.outputs()["ciphertexts"]["credential"]},
+        ciphertext = stack.outputs()["ciphertexts"]["credential"]
+        assert_no_secret_text({"the plaintext": PLAINTEXT, "the ciphertext": ciphertext},
                               json.dumps(payload), logs, function_logs(aws, other))
     finally:
         lambda_client.delete_function(FunctionName=other)
