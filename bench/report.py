@@ -255,7 +255,8 @@ def markdown(header: str, results: dict[str, Measured], context: dict[str, Any],
         "caller in the account and Region, including services acting on your behalf. Secrets Manager calls KMS "
         "Decrypt for each GetSecretValue. Prices: KMS $0.03 per 10,000 requests and $1 per key-month; Secrets "
         "Manager $0.40 per secret-month and $0.05 per 10,000 calls; a month is 730 hours; the KMS free tier "
-        "(20,000 requests/month) is not subtracted.",
+        "(20,000 requests/month) is not subtracted, nor are the extra backing-key charges of automatic key rotation "
+        "(which this module turns on; see the KMS pricing page).",
         "",
         "Sources: AWS KMS pricing https://aws.amazon.com/kms/pricing/ ; AWS KMS request quotas, \"Cryptographic "
         "operations (symmetric) request rate\", https://docs.aws.amazon.com/kms/latest/developerguide/"
