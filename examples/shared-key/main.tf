@@ -1,6 +1,9 @@
 # Two functions on one KMS key that this configuration owns (as a platform team would).
 # Each function's module output key_policy_statements is what lets that function, and only
 # from inside it, open its own secrets; the key's owner adds them to the key policy.
+#
+# Apply the key first (terraform apply -target=aws_kms_alias.shared), then everything: the module
+# decides at plan time whether to create a key of its own from kms_key_arn, which must be known then.
 
 data "aws_caller_identity" "current" {}
 
@@ -10,10 +13,6 @@ data "aws_iam_session_context" "current" {
 }
 
 locals {
-  # The module creates a key of its own when kms_key_arn is null, and must know at plan time which it
-  # is; this key's ARN is unknown until apply. coalesce() tells Terraform the value is not null.
-  shared_key_arn = coalesce(aws_kms_key.shared.arn)
-
   # KMS refuses a key policy that would lock out its caller, so the caller always administers the key.
   key_administrators = distinct(concat(var.key_administrators, [data.aws_iam_session_context.current.issuer_arn]))
 
@@ -61,7 +60,7 @@ module "orders" {
 
   function_name     = "${var.name_prefix}-orders"
   secrets           = var.orders_secrets
-  kms_key_arn       = local.shared_key_arn
+  kms_key_arn       = aws_kms_key.shared.arn
   python_executable = var.python_executable
 }
 
@@ -70,6 +69,6 @@ module "billing" {
 
   function_name     = "${var.name_prefix}-billing"
   secrets           = var.billing_secrets
-  kms_key_arn       = local.shared_key_arn
+  kms_key_arn       = aws_kms_key.shared.arn
   python_executable = var.python_executable
 }

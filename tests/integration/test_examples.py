@@ -44,12 +44,18 @@ def in_parallel(pool: ThreadPoolExecutor, work: dict[str, Callable[[], object]])
     return {name: pool.submit(job) for name, job in work.items()}
 
 
+def apply_as_its_readme_says(example: Example) -> Example:
+    example.init()
+    if example.name == "shared-key":
+        example.apply("aws_kms_alias.shared")  # the key first: the module must know its ARN at plan time
+    return example.apply()
+
+
 def start_deployments(background, tmp_path_factory) -> None:
     """Apply each example from nothing on a worker (conftest starts them early; the fixtures wait)."""
     for name in EXAMPLE_NAMES:
         background.start(f"{__name__}:{name}", lambda name=name: Example(
-            name, variables=VARIABLES[name], workdir=tmp_path_factory.mktemp(name)),
-            lambda example: example.init().apply())
+            name, variables=VARIABLES[name], workdir=tmp_path_factory.mktemp(name)), apply_as_its_readme_says)
 
 
 @pytest.fixture(scope="module")
