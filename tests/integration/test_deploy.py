@@ -88,24 +88,38 @@ def test_build_py_without_flags_rebuilds_the_package_from_the_terraform_output(s
     assert result.stdout.splitlines()[-1] == code_sha256(stack.package())
 
 
+def iam_meaning(document: dict) -> dict[str, dict]:
+    """A policy's statements by Sid, as IAM reads them: a lone string is a one-item list, order is irrelevant."""
+    def items(value: str | list[str]) -> set[str]:
+        return {value} if isinstance(value, str) else set(value)
+
+    return {statement["Sid"]: {
+        "Effect": statement["Effect"], "Action": items(statement["Action"]), "Resource": items(statement["Resource"]),
+        "Condition": {test: {key: items(values) for key, values in pairs.items()}
+                      for test, pairs in statement.get("Condition", {}).items()},
+    } for statement in document["Statement"]}
+
+
 def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambda_client, aws):
     """The documents as IAM and KMS hold them after apply (LocalStack stores, but does not enforce, them)."""
     outputs = stack.outputs()
     function_arn = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["FunctionArn"]
     assert function_arn == outputs["function_arn"]  # the ARN the module builds from names is the real one
-    policy = aws("iam").get_role_policy(RoleName=f"{stack.function_name}-lambda",
-                                        PolicyName="open-sealed-secrets")["PolicyDocument"]
+    iam, role = aws("iam"), f"{stack.function_name}-lambda"
+    # At the defaults the role holds this one inline policy and nothing else.
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["open-sealed-secrets"]
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    policy = iam.get_role_policy(RoleName=role, PolicyName="open-sealed-secrets")["PolicyDocument"]
     log_group_arn = aws("logs").describe_log_groups(logGroupNamePrefix=outputs["log_group_name"])["logGroups"][0]["arn"]
-    assert policy == {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
-             "Resource": outputs["kms_key_arn"],
-             "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": stack.function_name},
-                           "ArnLike": {"lambda:SourceFunctionArn": [function_arn, f"{function_arn}:*"]}}},
-            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-             "Resource": f"{log_group_arn.removesuffix(':*')}:*"},
-        ],
+    assert policy["Version"] == "2012-10-17"
+    assert iam_meaning(policy) == {
+        "DecryptOwnSecrets": {
+            "Effect": "Allow", "Action": {"kms:Decrypt"}, "Resource": {outputs["kms_key_arn"]},
+            "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": {stack.function_name}},
+                          "ArnLike": {"lambda:SourceFunctionArn": {function_arn, f"{function_arn}:*"}}}},
+        "WriteOwnLogs": {
+            "Effect": "Allow", "Action": {"logs:CreateLogStream", "logs:PutLogEvents"},
+            "Resource": {f"{log_group_arn.removesuffix(':*')}:*"}, "Condition": {}},
     }
     kms = aws("kms")
     assert kms.get_key_rotation_status(KeyId=outputs["kms_key_arn"])["KeyRotationEnabled"] is True
