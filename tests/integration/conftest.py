@@ -72,9 +72,9 @@ def background(localstack) -> Iterator[Background]:
 
 @pytest.fixture(scope="session", autouse=True)
 def early_deployments(request) -> None:
-    """Start every selected module's deployments at once, in file order."""
+    """Start the deployments of every module that has a selected test using them, at once, in file order."""
     modules = {item.module.__name__: item.module for item in request.session.items
-               if item.get_closest_marker("localstack") and hasattr(item.module, "start_deployments")}
+               if "background" in item.fixturenames and hasattr(item.module, "start_deployments")}
     if modules:
         background, factory = request.getfixturevalue("background"), request.getfixturevalue("tmp_path_factory")
         for name in sorted(modules):
