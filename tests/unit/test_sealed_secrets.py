@@ -48,6 +48,8 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-api")
     monkeypatch.setattr(sealed_secrets, "_default", None)
+    # boto3's default session caches the credentials it first found (an integration test's, say).
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
 
 def lambda_environment(monkeypatch, kms: FakeKms, **extra: str) -> None:
