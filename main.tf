@@ -24,9 +24,9 @@ locals {
 
   encryption_context = { LambdaFunctionName = var.function_name }
 
-  # compact() drops a null, so this means `var.kms_key_arn == null`, a form that checkov 3.3.30
-  # evaluates to false for a null default: it would then check nothing on the key.
-  create_key = length(compact([var.kms_key_arn])) == 0
+  # A boolean of its own, known at plan time even when kms_key_arn comes from a key made in the same
+  # apply (and a form checkov evaluates, so it checks the key).
+  create_key = var.create_kms_key
   key_arn    = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
   # KMS refuses a key policy that would not let its caller change it again, so named administrators
   # always include the caller: no lockout.
@@ -156,7 +156,7 @@ data "aws_kms_key" "shared" {
     }
     postcondition {
       condition     = self.enabled && self.key_usage == "ENCRYPT_DECRYPT" && self.customer_master_key_spec == "SYMMETRIC_DEFAULT"
-      error_message = "kms_key_arn must name an enabled symmetric ENCRYPT_DECRYPT key; this one is ${self.key_state}, ${self.key_usage}, ${self.customer_master_key_spec}. Use another key, or leave kms_key_arn null to let the module create one."
+      error_message = "kms_key_arn must name an enabled symmetric ENCRYPT_DECRYPT key; this one is ${self.key_state}, ${self.key_usage}, ${self.customer_master_key_spec}. Use another key, or set create_kms_key = true to let the module create one."
     }
   }
 }

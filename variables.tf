@@ -263,10 +263,22 @@ variable "log_kms_key_arn" {
   }
 }
 
+variable "create_kms_key" {
+  description = "Whether the module creates a KMS key (and alias) of its own for this function. false: seal with kms_key_arn, a key shared by several functions, which may be created in the same apply."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "kms_key_arn" {
-  description = "An existing KMS key to seal with, shared by several functions. Null: the module creates a key and an alias for this function. The key's owner adds this module's key_policy_statements output to its policy."
+  description = "With create_kms_key = false, the existing KMS key to seal with. The key's owner adds this module's key_policy_statements output to its policy."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.create_kms_key == (var.kms_key_arn == null)
+    error_message = "kms_key_arn goes with create_kms_key = false (a shared key), and only then: set both, or neither."
+  }
 
   validation {
     condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))

@@ -383,7 +383,8 @@ run "a_shared_key_creates_no_key_and_still_binds_each_secret_to_its_function" {
   command = plan
 
   variables {
-    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
   }
 
   assert {
@@ -418,7 +419,8 @@ run "a_disabled_shared_key_is_a_clear_error" {
   command = plan
 
   variables {
-    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
   }
 
   override_data {
@@ -433,7 +435,8 @@ run "an_asymmetric_shared_key_is_a_clear_error" {
   command = plan
 
   variables {
-    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
   }
 
   override_data {
@@ -672,7 +675,8 @@ run "decrypt_vpc_endpoints_without_a_vpc_are_rejected" {
 run "a_shared_key_in_another_region_is_rejected" {
   command = plan
   variables {
-    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
   }
   expect_failures = [data.aws_kms_key.shared[0]]
 }
@@ -708,4 +712,20 @@ run "a_wildcard_key_administrator_is_rejected" {
     key_administrators = ["arn:aws:iam::123456789012:role/*"]
   }
   expect_failures = [var.key_administrators]
+}
+
+run "a_shared_key_arn_without_create_kms_key_false_is_rejected" {
+  command = plan
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+  }
+  expect_failures = [var.kms_key_arn]
+}
+
+run "create_kms_key_false_without_a_key_is_rejected" {
+  command = plan
+  variables {
+    create_kms_key = false
+  }
+  expect_failures = [var.kms_key_arn]
 }

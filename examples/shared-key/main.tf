@@ -1,9 +1,8 @@
 # Two functions on one KMS key that this configuration owns (as a platform team would).
 # Each function's module output key_policy_statements is what lets that function, and only
 # from inside it, open its own secrets; the key's owner adds them to the key policy.
-#
-# Apply the key first (terraform apply -target=aws_kms_alias.shared), then everything: the module
-# decides at plan time whether to create a key of its own from kms_key_arn, which must be known then.
+# One apply makes the key and both functions: create_kms_key = false tells each module, at plan time,
+# that it makes no key of its own, though the shared key's ARN is not known until apply.
 
 data "aws_caller_identity" "current" {}
 
@@ -62,6 +61,7 @@ module "orders" {
 
   function_name     = "${var.name_prefix}-orders"
   secrets           = var.orders_secrets
+  create_kms_key    = false
   kms_key_arn       = aws_kms_key.shared.arn
   python_executable = var.python_executable
 }
@@ -71,6 +71,7 @@ module "billing" {
 
   function_name     = "${var.name_prefix}-billing"
   secrets           = var.billing_secrets
+  create_kms_key    = false
   kms_key_arn       = aws_kms_key.shared.arn
   python_executable = var.python_executable
 }
