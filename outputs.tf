@@ -43,6 +43,11 @@ output "key_policy_statements" {
   value       = local.key_policy_statements
 }
 
+output "key_administration_actions" {
+  description = "The KMS actions the module gives key administrators: running, sealing with (Encrypt) and destroying a key, and nothing that opens a ciphertext (no Decrypt, ReEncrypt* or CreateGrant). For the administration statement of a shared key's policy."
+  value       = local.key_administration_actions
+}
+
 output "ciphertexts" {
   description = "Sealed secrets, name => base64 CiphertextBlob, as baked into the package. Safe to show: only KMS, under the function's context, opens them."
   value       = local.ciphertexts

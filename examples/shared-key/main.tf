@@ -14,16 +14,6 @@ data "aws_iam_session_context" "current" {
 locals {
   # KMS refuses a key policy that would lock out its caller, so the caller always administers the key.
   key_administrators = distinct(concat(var.key_administrators, [data.aws_iam_session_context.current.issuer_arn]))
-
-  # Running, sealing with (Encrypt, for the CLI flow) and destroying the key. Nothing that opens a
-  # ciphertext: no Decrypt, no ReEncrypt*, no CreateGrant, and no kms:* for anyone.
-  key_administration_actions = [
-    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
-    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:Encrypt", "kms:GetKeyPolicy",
-    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations",
-    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion",
-    "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
-  ]
 }
 
 resource "aws_kms_key" "shared" {
@@ -42,8 +32,10 @@ resource "aws_kms_key" "shared" {
         Sid       = "KeyAdministration"
         Effect    = "Allow"
         Principal = { AWS = local.key_administrators }
-        Action    = local.key_administration_actions
-        Resource  = "*"
+        # The module's own list: running, sealing with (Encrypt) and destroying the key, nothing that opens
+        # a ciphertext (no Decrypt, ReEncrypt* or CreateGrant, no kms:*).
+        Action   = module.orders.key_administration_actions
+        Resource = "*"
       },
       one(module.orders.key_policy_statements),
       one(module.billing.key_policy_statements),
