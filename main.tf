@@ -3,8 +3,10 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 # Who runs terraform, as a principal a key policy can name (an assumed role's session becomes its role).
+# Read only when it is needed: named key administrators of the module's own key (it may call iam:GetRole).
 data "aws_iam_session_context" "caller" {
-  arn = data.aws_caller_identity.current.arn
+  count = local.create_key && length(var.key_administrators) > 0 ? 1 : 0
+  arn   = data.aws_caller_identity.current.arn
 }
 
 locals {
@@ -31,7 +33,7 @@ locals {
   # KMS refuses a key policy that would not let its caller change it again, so named administrators
   # always include the caller: no lockout.
   key_administrators = (length(var.key_administrators) == 0 ? [local.account_root]
-  : distinct(concat(var.key_administrators, [data.aws_iam_session_context.caller.issuer_arn])))
+  : distinct(concat(var.key_administrators, [data.aws_iam_session_context.caller[0].issuer_arn])))
 
   # Names are not secret; only the values of var.secrets are.
   sealed_names    = toset(nonsensitive(keys(var.secrets)))
