@@ -261,7 +261,7 @@ def measure_plan(stack: Stack) -> tuple[int, float]:
     return max(codes), statistics.median(times)
 
 
-MODULE_PATHS = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "build.py", "build_rules.json", "lambda_src", "bench")
+MODULE_PATHS = ("main.tf", "kms.tf", "iam.tf", "package.tf", "variables.tf", "outputs.tf", "versions.tf", "build.py", "build_rules.json", "lambda_src", "bench")
 
 
 def source() -> str:

@@ -1,0 +1,73 @@
+# The package: the source folder's file listing, the fingerprint that names the zip, and the build step.
+
+locals {
+  # The rules build.py applies too: which files of the source folder are packaged, and what a secret may be called.
+  rules = jsondecode(file("${path.module}/build_rules.json"))
+
+  # The template's folder is the function's source. fileset() reads its path argument as a glob,
+  # so the folder is escaped into the pattern and listed from "/": a folder named "src[1]" is read as named.
+  template        = abspath(coalesce(var.handler_template, "${path.module}/lambda_src/handler.py.tmpl"))
+  template_module = trimsuffix(basename(local.template), ".py.tmpl")
+  source_dir      = dirname(local.template)
+  source_root     = trimprefix(local.source_dir, "/")
+  source_glob     = replace(local.source_root, "/([\\[\\]*?{}\\\\])/", "\\$1")
+  source_files = sort([
+    for path in fileset("/", "${local.source_glob}/**") : trimprefix(path, "${local.source_root}/")
+    if !can(regex(local.rules.exclude, trimprefix(path, "${local.source_root}/")))
+  ])
+  package = abspath("${path.module}/dist/${var.function_name}.zip")
+
+  # What the zip is made of. build.py is deterministic, so this names the package's bytes
+  # before they exist, and drives rebuilds and code updates.
+  package_inputs = {
+    ciphertexts  = local.ciphertexts
+    sources      = { for file in local.source_files : file => filesha256("${local.source_dir}/${file}") }
+    template     = basename(local.template)
+    runtime      = var.runtime
+    architecture = var.architectures[0]
+    build        = filesha256("${path.module}/build.py")
+    rules        = filesha256("${path.module}/build_rules.json")
+    helper       = filesha256("${path.module}/lambda_src/sealed_secrets.py")
+  }
+  package_fingerprint = base64sha256(jsonencode(local.package_inputs))
+
+  # build.py's argv: one "--flag=value" item each, run without a shell, so no value is ever parsed
+  # as shell syntax or as another option.
+  build_command = concat(
+    [var.python_executable, abspath("${path.module}/build.py")],
+    ["--template=${local.template}", "--runtime=${var.runtime}", "--architecture=${var.architectures[0]}"],
+    [for name in sort(keys(local.ciphertexts)) : "--ciphertext=${name}=${local.ciphertexts[name]}"],
+  )
+}
+
+resource "terraform_data" "package" {
+  triggers_replace = local.package_fingerprint
+  input            = local.package_fingerprint
+
+  lifecycle {
+    precondition {
+      condition     = length(local.name_collisions) == 0
+      error_message = "These names are in both secrets and encrypted_secrets: ${join(", ", sort(tolist(local.name_collisions)))}. Give each secret one source."
+    }
+    precondition {
+      condition     = length(local.sealed_names) + length(local.preencrypted) > 0
+      error_message = "Nothing to seal: set secrets (name => plaintext) or encrypted_secrets (name => base64 ciphertext)."
+    }
+    precondition {
+      condition     = length(local.sealed_names) + length(local.preencrypted) <= 100
+      error_message = "At most 100 secrets per function (secrets and encrypted_secrets together); split them across functions or keys."
+    }
+    precondition {
+      condition     = fileexists(local.template)
+      error_message = "handler_template: no file at that path; point it at your *.py.tmpl."
+    }
+  }
+
+  provisioner "local-exec" {
+    working_dir = path.module
+    # interpreter + command are passed to the OS as an argument list: no shell ever parses them.
+    interpreter = local.build_command
+    command     = "--output=${local.package}"
+  }
+}
+
