@@ -31,6 +31,18 @@ resource "aws_cloudwatch_log_group" "function" {
   tags              = var.tags
 }
 
+# How the function runs (issue 16). SnapStart restores only published versions, and provisioned
+# concurrency needs one; each publishes a version exactly when the code or configuration changes
+# (source_code_hash is the package fingerprint), so a second plan stays empty.
+locals {
+  publish    = var.snap_start || var.provisioned_concurrent_executions > 0
+  alias_name = "live"
+  # The runtime helper's switch. An environment variable, not a build argument: turning it on or off
+  # changes the function's configuration, not the package or its fingerprint.
+  prefetch_environment = var.prefetch_secrets ? { SEALED_SECRETS_PREFETCH = "1" } : {}
+  function_environment = merge(var.environment_variables, local.prefetch_environment)
+}
+
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_115:Reserved concurrency is the caller's capacity decision (input reserved_concurrent_executions); reserving by default would take capacity from every other function in the account.
   #checkov:skip=CKV_AWS_116:A dead-letter target only applies to asynchronous invocations; it is offered as input dead_letter_target_arn.
@@ -49,7 +61,15 @@ resource "aws_lambda_function" "this" {
   layers                         = var.layers
   reserved_concurrent_executions = var.reserved_concurrent_executions
   code_signing_config_arn        = var.code_signing_config_arn
+  publish                        = local.publish
   tags                           = var.tags
+
+  dynamic "snap_start" {
+    for_each = var.snap_start ? [1] : []
+    content {
+      apply_on = "PublishedVersions"
+    }
+  }
 
   ephemeral_storage {
     size = var.ephemeral_storage_size
@@ -60,7 +80,7 @@ resource "aws_lambda_function" "this" {
   }
 
   dynamic "environment" {
-    for_each = length(var.environment_variables) > 0 ? [var.environment_variables] : []
+    for_each = length(local.function_environment) > 0 ? [local.function_environment] : []
     content {
       variables = environment.value
     }
@@ -91,6 +111,15 @@ resource "aws_lambda_function" "this" {
       condition     = length(var.decrypt_vpc_endpoint_ids) == 0 || local.in_vpc
       error_message = "decrypt_vpc_endpoint_ids needs the function in a VPC (vpc_subnet_ids and vpc_security_group_ids) that reaches those KMS endpoints."
     }
+    precondition {
+      condition     = !contains(keys(var.environment_variables), "SEALED_SECRETS_PREFETCH")
+      error_message = "environment_variables may not set SEALED_SECRETS_PREFETCH: set the input prefetch_secrets = true instead."
+    }
+    precondition {
+      # Lambda measures the variables as one JSON document, the prefetch switch included.
+      condition     = length(base64encode(jsonencode(local.function_environment))) / 4 * 3 - length(regexall("=", base64encode(jsonencode(local.function_environment)))) <= 4096
+      error_message = "environment_variables plus SEALED_SECRETS_PREFETCH (set by prefetch_secrets) exceed Lambda's 4 KB: shorten environment_variables."
+    }
   }
 
   # The package is built first; the log group exists first so its retention applies from the first line.
@@ -98,6 +127,26 @@ resource "aws_lambda_function" "this" {
     terraform_data.package, aws_cloudwatch_log_group.function,
     aws_iam_role_policy.function, aws_iam_role_policy.vpc, aws_iam_role_policy.tracing, aws_iam_role_policy.dead_letter,
   ]
+}
+
+# The alias callers invoke. It always exists, so that callers (triggers, permissions, API
+# integrations) wire to it once: turning on SnapStart or provisioned concurrency later moves only the
+# alias. Without publishing it runs $LATEST, which is said explicitly: the function's own version
+# attribute would name the newest published version if one was ever published.
+resource "aws_lambda_alias" "live" {
+  name             = local.alias_name
+  description      = "What callers invoke: the newest published version with snap_start or provisioned concurrency, else $LATEST."
+  function_name    = aws_lambda_function.this.function_name
+  function_version = local.publish ? aws_lambda_function.this.version : "$LATEST"
+}
+
+# On the alias, not on a version: a new version moves the alias and Lambda moves the provisioned
+# environments with it, so this configuration is never replaced by a code change.
+resource "aws_lambda_provisioned_concurrency_config" "live" {
+  count                             = var.provisioned_concurrent_executions > 0 ? 1 : 0
+  function_name                     = aws_lambda_alias.live.function_name
+  qualifier                         = aws_lambda_alias.live.name
+  provisioned_concurrent_executions = var.provisioned_concurrent_executions
 }
 
 # Read back after every apply that touches the function: the resource's own code_sha256

@@ -67,3 +67,33 @@ output "package_fingerprint" {
   description = "Digest of what the package is made of (ciphertexts, source files, runtime, architecture, build.py, the helper); the function's source_code_hash. It changes exactly when the package must be rebuilt."
   value       = local.package_fingerprint
 }
+
+output "function_version" {
+  description = "The version the alias live runs: the newest published version with snap_start or provisioned_concurrent_executions, else $LATEST."
+  value       = aws_lambda_alias.live.function_version
+}
+
+output "function_qualified_arn" {
+  description = "ARN of that version (<function_arn>:<function_version>)."
+  value       = "${aws_lambda_function.this.arn}:${aws_lambda_alias.live.function_version}"
+}
+
+output "alias_name" {
+  description = "Name of the alias callers invoke (live)."
+  value       = aws_lambda_alias.live.name
+}
+
+output "alias_arn" {
+  description = "ARN of the alias live: what callers, triggers and permissions should name, so that SnapStart and provisioned concurrency apply to their invocations."
+  value       = aws_lambda_alias.live.arn
+}
+
+output "alias_invoke_arn" {
+  description = "ARN for API Gateway to invoke the alias live (its integration URI)."
+  value       = aws_lambda_alias.live.invoke_arn
+}
+
+output "provisioned_concurrent_executions" {
+  description = "Environments Lambda keeps initialised for the alias live; 0 without provisioned concurrency."
+  value       = try(aws_lambda_provisioned_concurrency_config.live[0].provisioned_concurrent_executions, 0)
+}

@@ -347,3 +347,52 @@ variable "tags" {
     error_message = "tags: at most 50; keys 1-128 and values 0-256 characters of letters, digits, spaces and _ . : / = + - @; no key may start with aws:, and no two keys may differ only in case (IAM ignores case)."
   }
 }
+
+# Ways Lambda runs the function (issue 16). The combinations AWS refuses are refused here, at plan
+# time, and nothing stricter: SnapStart's other limits (EFS, container images) are not inputs of this module.
+
+variable "snap_start" {
+  description = "Lambda SnapStart (Python 3.12 and later): publish a version on every code or configuration change and snapshot its initialised environment; callers invoke the alias live. A Decrypt made during init is then made once per published version, not once per environment (see README). Not with provisioned concurrency or ephemeral_storage_size above 512."
+  type        = bool
+  default     = false
+  nullable    = false
+
+  validation {
+    condition     = !var.snap_start || try(tonumber(trimprefix(var.runtime, "python3.")) >= 12, false)
+    error_message = "snap_start needs runtime python3.12 or later: Lambda offers SnapStart for no older Python runtime."
+  }
+
+  validation {
+    condition     = !var.snap_start || var.ephemeral_storage_size <= 512
+    error_message = "snap_start needs ephemeral_storage_size = 512: Lambda refuses SnapStart with more than 512 MB of /tmp."
+  }
+
+  validation {
+    condition     = !var.snap_start || var.provisioned_concurrent_executions == 0
+    error_message = "snap_start and provisioned_concurrent_executions exclude each other: Lambda refuses provisioned concurrency on a SnapStart version. Choose one."
+  }
+}
+
+variable "provisioned_concurrent_executions" {
+  description = "Environments Lambda keeps initialised for the alias live: publishes a version on every code or configuration change. 0: none. At most reserved_concurrent_executions when that is set."
+  type        = number
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.provisioned_concurrent_executions >= 0 && floor(var.provisioned_concurrent_executions) == var.provisioned_concurrent_executions
+    error_message = "provisioned_concurrent_executions must be 0 (none) or a whole number of environments."
+  }
+
+  validation {
+    condition     = var.provisioned_concurrent_executions == 0 || var.reserved_concurrent_executions == -1 || var.provisioned_concurrent_executions <= var.reserved_concurrent_executions
+    error_message = "provisioned_concurrent_executions cannot exceed reserved_concurrent_executions: Lambda refuses more provisioned environments than the function may run. Raise the reservation, lower the provisioning, or set reserved_concurrent_executions = -1."
+  }
+}
+
+variable "prefetch_secrets" {
+  description = "Open every sealed secret on a background thread from the moment the handler registers them, so that the Decrypt overlaps the rest of the function's init. Sets SEALED_SECRETS_PREFETCH=1 in the function's environment (no rebuild of the package); the runtime helper reads it."
+  type        = bool
+  default     = false
+  nullable    = false
+}
