@@ -3,7 +3,8 @@ provisioned concurrency on the alias. LocalStack runs versions, aliases and prov
 SnapStart, whose module side tests/lambda_modes.tftest.hcl proves at plan time.
 
 The tests run in order on one deployment: apply at the defaults, turn provisioned concurrency on, change a
-secret, destroy. After each apply a second plan is empty and no apply publishes a version by itself.
+secret, turn provisioned concurrency off, destroy. After each apply a second plan is empty, and an apply
+with nothing to change publishes no version.
 """
 
 from __future__ import annotations
@@ -84,15 +85,18 @@ def test_provisioned_concurrency_publishes_a_version_and_provisions_the_alias_th
 
 
 def test_a_changed_secret_publishes_exactly_one_version_and_the_alias_follows(stack, lambda_client):
-    old_code = lambda_client.get_function(FunctionName=stack.function_name, Qualifier="1")["Configuration"]["CodeSha256"]
+    def code_of(version: str) -> str:
+        return lambda_client.get_function(FunctionName=stack.function_name,
+                                          Qualifier=version)["Configuration"]["CodeSha256"]
+
+    old_code = code_of("1")
     stack.set_variables(secrets={"credential": ROTATED}, provisioned_concurrent_executions=2)
     stack.apply()
     outputs = stack.outputs()
     assert published_versions(lambda_client, stack.function_name) == ["1", "2"]
     assert lambda_client.get_alias(FunctionName=stack.function_name, Name=ALIAS)["FunctionVersion"] == "2"
     assert outputs["function_version"] == "2"
-    new_code = lambda_client.get_function(FunctionName=stack.function_name, Qualifier="2")["Configuration"]["CodeSha256"]
-    assert new_code == outputs["package_sha256"] != old_code  # version 2 is the rebuilt package
+    assert code_of("2") == outputs["package_sha256"] != old_code  # version 2 is the rebuilt package
     config = lambda_client.get_provisioned_concurrency_config(FunctionName=stack.function_name, Qualifier=ALIAS)
     assert config["RequestedProvisionedConcurrentExecutions"] == 2  # the same configuration, on the alias
     assert invoke_alias(lambda_client, stack) == (None, OPENED)
@@ -111,11 +115,27 @@ def test_the_role_policy_read_back_from_iam_lets_the_alias_and_its_version_decry
     function_arn = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["FunctionArn"]
     assert f"{function_arn}:*" in patterns
     alias_arn = lambda_client.get_alias(FunctionName=stack.function_name, Name=ALIAS)["AliasArn"]
-    version_arn = lambda_client.get_function(FunctionName=stack.function_name, Qualifier="2")["Configuration"]["FunctionArn"]
+    version_arn = lambda_client.get_function(FunctionName=stack.function_name,
+                                             Qualifier="2")["Configuration"]["FunctionArn"]
     for arn in (function_arn, alias_arn, version_arn):
         assert any(fnmatchcase(arn, pattern) for pattern in patterns), arn
     impostor = alias_arn.replace(f":function:{stack.function_name}:", f":function:{stack.function_name}-impostor:")
     assert not any(fnmatchcase(impostor, pattern) for pattern in patterns)
+
+
+def test_turning_provisioned_concurrency_off_returns_the_alias_to_latest(stack, lambda_client):
+    """The provisioning goes first (Lambda refuses it on $LATEST); the alias then runs $LATEST, not the
+    newest published version, which the function's version attribute still names."""
+    stack.set_variables(secrets={"credential": ROTATED})
+    stack.apply()
+    outputs = stack.outputs()
+    assert lambda_client.get_alias(FunctionName=stack.function_name, Name=ALIAS)["FunctionVersion"] == "$LATEST"
+    assert outputs["function_version"] == "$LATEST" and outputs["provisioned_concurrent_executions"] == 0
+    configs = lambda_client.list_provisioned_concurrency_configs(FunctionName=stack.function_name)
+    assert configs["ProvisionedConcurrencyConfigs"] == []
+    assert published_versions(lambda_client, stack.function_name) == ["1", "2"]  # kept, as documented
+    assert invoke_alias(lambda_client, stack) == (None, OPENED)
+    assert stack.plan_exit_code() == 0
 
 
 def test_destroy_removes_the_alias_its_provisioning_and_the_function(stack, lambda_client):
