@@ -1,13 +1,19 @@
-""".gitignore hides nothing that belongs in the repo, and still hides what must never be committed."""
+"""The repo's own hygiene: .gitignore hides nothing that belongs in the repo and still hides what must never be
+committed; no module imports another in a circle; test code waits on events, not the clock, and names the
+error it expects."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from localdeploy import ROOT
+ROOT = Path(__file__).resolve().parent.parent  # this checkout, wherever it is
 
 pytestmark = pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None,
                                 reason="needs a git checkout and the git CLI")
@@ -50,3 +56,188 @@ def test_source_files_are_not_ignored(path: str) -> None:
 ])
 def test_local_state_and_output_are_ignored(path: str) -> None:
     assert ignored(path)
+
+
+# --- no import cycles (#15) -------------------------------------------------------------------------------
+#
+# A module's name is its path from the first folder above it that is not a package: bench/report.py is
+# "report" (bench/ is the script's own folder on sys.path), lambda_src/sealed_secrets/cache.py is
+# "sealed_secrets.cache", devtools/localdeploy/__init__.py is "localdeploy". An import is resolved in the
+# importing file's own folder first (a script's siblings), then among every first-party module. Every
+# import counts: top-level, inside functions, and under `if TYPE_CHECKING:` (a cycle a type checker must
+# untangle is still two concerns tangled).
+
+
+def python_sources(root: Path) -> list[Path]:
+    """First-party Python files under ``root``: tracked or new (not ignored), .py and .py.tmpl templates."""
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                             "--", "*.py", "*.py.tmpl"], capture_output=True, text=True, timeout=60, check=True)
+    return sorted({root / name for name in listed.stdout.split("\0") if name and (root / name).is_file()})
+
+
+def module_name(path: Path) -> tuple[Path, str]:
+    """(the folder the module is imported from, its dotted name)."""
+    stem = path.name.removesuffix(".tmpl").removesuffix(".py")
+    parts = [] if stem == "__init__" else [stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)
+
+
+@dataclass(frozen=True)
+class Module:
+    path: Path
+    base: Path
+    name: str
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.name == "__init__.py"
+
+    @property
+    def package(self) -> str:
+        return self.name if self.is_package else self.name.rpartition(".")[0]
+
+
+def imported_names(module: Module, tree: ast.AST) -> Iterator[tuple[tuple[str, ...], int]]:
+    """Per imported name, the modules it may be (the first that exists is the one loaded), and the line."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield (alias.name,), node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = module.package.split(".") if module.package else []
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            for alias in node.names:  # `from x import y`: the submodule x.y if there is one, else x itself
+                yield ((f"{base}.{alias.name}", base) if base else (alias.name,)), node.lineno
+
+
+def import_graph(root: Path) -> tuple[dict[Path, dict[Path, int]], list[str]]:
+    """Edges file -> {imported first-party file: line of the first such import}, and the files that do not parse."""
+    modules = [Module(path, *module_name(path)) for path in python_sources(root)]
+    by_name: dict[str, list[Module]] = {}
+    for module in modules:
+        by_name.setdefault(module.name, []).append(module)
+
+    def resolve(importer: Module, name: str) -> Module | None:
+        candidates = by_name.get(name, [])
+        local = [candidate for candidate in candidates if candidate.base == importer.base]
+        return (local or candidates or [None])[0]
+
+    graph: dict[Path, dict[Path, int]] = {}
+    broken: list[str] = []
+    for module in modules:
+        try:
+            tree = ast.parse(module.path.read_text(encoding="utf-8"), filename=str(module.path))
+        except (SyntaxError, UnicodeDecodeError) as error:
+            broken.append(f"{module.path.relative_to(root)}: {error}")
+            continue
+        edges = graph.setdefault(module.path, {})
+        for candidates, line in imported_names(module, tree):
+            target = next(filter(None, (resolve(module, name) for name in candidates)), None)
+            if target is not None and target.path != module.path:
+                edges.setdefault(target.path, line)
+    return graph, broken
+
+
+def import_cycles(graph: dict[Path, dict[Path, int]]) -> list[list[Path]]:
+    """One cycle (a closed path of files) per strongly connected group of modules that import each other."""
+    index: dict[Path, int] = {}
+    low: dict[Path, int] = {}
+    stack: list[Path] = []
+    on_stack: set[Path] = set()
+    groups: list[list[Path]] = []
+
+    def visit(node: Path) -> None:  # Tarjan; the graphs here are small enough for recursion
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, {}):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+
+    def cycle_through(group: list[Path]) -> list[Path]:
+        """The shortest closed path from the group's first file back to it, within the group."""
+        members, start = set(group), group[0]
+        came_from: dict[Path, Path] = {}
+        frontier = [start]
+        while frontier:
+            node = frontier.pop(0)
+            for target in sorted(graph[node]):
+                if target == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [*reversed(path), start]
+                if target in members and target not in came_from:
+                    came_from[target] = node
+                    frontier.append(target)
+        raise AssertionError(f"not a cycle: {group}")
+
+    return [cycle_through(group) for group in groups]
+
+
+def describe(cycle: list[Path], graph: dict[Path, dict[Path, int]], root: Path) -> str:
+    hops = [f"{a.relative_to(root)}:{graph[a][b]}" for a, b in zip(cycle, cycle[1:])]
+    return " -> ".join([*hops, str(cycle[0].relative_to(root))])
+
+
+def test_no_first_party_module_imports_another_in_a_circle() -> None:
+    graph, broken = import_graph(ROOT)
+    assert not broken, "first-party Python that does not parse:\n" + "\n".join(broken)
+    cycles = [describe(cycle, graph, ROOT) for cycle in import_cycles(graph)]
+    assert not cycles, "import cycles (file:line of each import, in order):\n" + "\n".join(cycles)
+
+
+def test_the_import_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """The check above is only as good as the graph: on a scratch repo, each form of import makes an edge."""
+    files = {
+        "tool/a.py": "import b\n",                                    # a script's sibling
+        "tool/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a import X\n",
+        "pkg_root/pkg/__init__.py": "from .one import f\n",
+        "pkg_root/pkg/one.py": "def f():\n    from pkg import two\n",  # function-level, a submodule
+        "pkg_root/pkg/two.py": "from . import one\n",                  # relative, package-internal: no cycle
+        "pkg_root/pkg/three.py": "from pkg import f\n",                # a name from __init__: an edge to it
+        "lone/c.py.tmpl": "import pkg.three\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    graph, broken = import_graph(tmp_path)
+    edges = {(str(a.relative_to(tmp_path)), str(b.relative_to(tmp_path))) for a, targets in graph.items() for b in targets}
+    assert broken == []
+    assert edges == {
+        ("tool/a.py", "tool/b.py"), ("tool/b.py", "tool/a.py"),
+        ("pkg_root/pkg/__init__.py", "pkg_root/pkg/one.py"), ("pkg_root/pkg/one.py", "pkg_root/pkg/two.py"),
+        ("pkg_root/pkg/two.py", "pkg_root/pkg/one.py"), ("pkg_root/pkg/three.py", "pkg_root/pkg/__init__.py"),
+        ("lone/c.py.tmpl", "pkg_root/pkg/three.py"),
+    }
+    assert sorted(describe(cycle, graph, tmp_path) for cycle in import_cycles(graph)) == [
+        "pkg_root/pkg/one.py:2 -> pkg_root/pkg/two.py:1 -> pkg_root/pkg/one.py",
+        "tool/a.py:1 -> tool/b.py:3 -> tool/a.py",
+    ]
+
