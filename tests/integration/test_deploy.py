@@ -11,12 +11,11 @@ import io
 import json
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 
 import pytest
-from integration_helpers import (assert_no_secret_text, build_package, code_sha256, function_logs,
+from integration_helpers import (assert_no_secret_text, build_package, code_sha256, eventually, function_logs,
                                  replace_code)
 
 from localdeploy import Stack, invoke, retire_environments
@@ -137,11 +136,13 @@ def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambd
 
 def test_warm_invocations_make_one_decrypt_per_container(stack, lambda_client, localstack):
     retire_environments(lambda_client, stack.function_name)
-    before = localstack.served("kms.Decrypt")
+    before = {operation: localstack.served(operation) for operation in ("kms.Decrypt", "lambda.Invoke")}
     for _ in range(20):
         assert invoke(lambda_client, stack.function_name)[:2] == (None, OPENED)
-    time.sleep(0.5)  # LocalStack writes its request log line after the response
-    assert localstack.served("kms.Decrypt") - before == 1
+    # LocalStack logs a request after answering it, and the function's Decrypt is answered before the Invoke
+    # that made it: once the 20 Invokes are in the log, so is every Decrypt they caused.
+    assert eventually(lambda: localstack.served("lambda.Invoke") >= before["lambda.Invoke"] + 20)
+    assert localstack.served("kms.Decrypt") - before["kms.Decrypt"] == 1
 
 
 def test_a_ciphertext_is_bound_to_its_function_name(stack, lambda_client, aws):
