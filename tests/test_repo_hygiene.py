@@ -249,12 +249,11 @@ def test_the_import_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     ]
 
 
-
 # --- tests decided by their own checks, not by the clock or a stray exception (#18) ----------------------
 #
-# In test code (tests/, localstack-process-executor/tests/): no time.sleep (wait on an event, a pipe, or poll
-# with a generous ceiling in one listed place), no wall clock read inside an assert or in a value an assert
-# compares, and no pytest.raises without match=. Code inside strings (a deployed function's source) is not
+# In test code (tests/, localstack-process-executor/tests/): no time.sleep (wait on an event, a pipe, or
+# localstack_process_executor.waiting.poll_until, whose ceiling only bounds a wait that went wrong), no wall
+# clock read inside an assert or in a value an assert compares, and no pytest.raises without match=. Code inside strings (a deployed function's source) is not
 # test code and is not read. Each exception below is keyed by file, function and kind, with its reason.
 
 TEST_FOLDERS = ("tests", "localstack-process-executor/tests")
