@@ -33,7 +33,7 @@ import time
 import timeit
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,6 +42,7 @@ import report  # bench/ is this script's folder, first on sys.path
 from localdeploy import DeployError, Stack, aws_environment, invoke, retire_environments, use_project_terraform_config
 from localstack_client.session import Session
 from localstack_process_executor.launcher import DEFAULT_SERVICES, EmbeddedLocalStack, LauncherError
+from measured import COUNTED, INVOKE, Measured, Sample
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -49,8 +50,6 @@ RUNTIME, MEMORY_MB = "python3.13", 128
 SECRET_NAME, SECRET_VALUE = "credential", "hello, world!"  # a dummy: the handlers echo it so we can check them
 SM_SECRET_ID = "bench/credential"  # the Secrets Manager copy; bench/powertools/handler.py.tmpl names it too
 SERVICES = (*DEFAULT_SERVICES, "secretsmanager")
-KMS_DECRYPT, GET_SECRET_VALUE, INVOKE = "kms.Decrypt", "secretsmanager.GetSecretValue", "lambda.Invoke"
-COUNTED = (KMS_DECRYPT, GET_SECRET_VALUE)
 
 
 class BenchError(Exception):
@@ -70,26 +69,6 @@ FUNCTIONS = (
     Function("seed", BENCH / "seed" / "handler.py.tmpl", SECRET_VALUE),
     Function("secretsmanager", BENCH / "powertools" / "handler.py.tmpl", SECRET_VALUE),
 )
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One invoke: the round trip the caller saw, and the REPORT line's figures."""
-
-    round_trip_ms: float
-    duration_ms: float
-    init_ms: float | None
-
-
-@dataclass
-class Measured:
-    """Everything measured for one function."""
-
-    cold: list[Sample] = field(default_factory=list)  # cold[i] was taken in round i, like every function's
-    warm: list[Sample] = field(default_factory=list)
-    cold_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
-    warm_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
-    sweep: dict[int, tuple[float, list[float]]] = field(default_factory=dict)  # callers -> (invokes/s, ms)
 
 
 def log(message: str) -> None:

@@ -1,7 +1,7 @@
 """The scale and cost model: API calls measured per warm invoke and per cold start, scaled to a
 request rate with a stated churn assumption, priced with AWS's published list prices and quotas.
 
-Pure functions and named constants only; tested in bench/test_bench_math.py.
+Pure functions and named constants only; tested in tests/unit/test_bench_math.py.
 
 Prices and quotas as published on PRICES_READ_ON (us-east-1 list prices, USD):
 - AWS KMS pricing, https://aws.amazon.com/kms/pricing/ : $1 per customer managed key per month,

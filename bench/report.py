@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import costs
 import stats
-
-if TYPE_CHECKING:
-    from bench import Measured
+from measured import GET_SECRET_VALUE, KMS_DECRYPT, Measured
 
 TITLES = {"floor": "floor", "ours": "ours", "seed": "seed", "secretsmanager": "Secrets Manager + Powertools"}
 COLD_TARGET, WARM_TARGET = 0.25, 1.05
@@ -58,10 +56,10 @@ def api_calls(measured: Measured) -> costs.ApiCalls:
     """The measured calls of one function, as the cost model takes them."""
     warm, cold = len(measured.warm), len(measured.cold)
     return costs.ApiCalls(
-        kms_per_invoke=measured.warm_calls["kms.Decrypt"] / warm,
-        kms_per_cold_start=measured.cold_calls["kms.Decrypt"] / cold,
-        gets_per_invoke=measured.warm_calls["secretsmanager.GetSecretValue"] / warm,
-        gets_per_cold_start=measured.cold_calls["secretsmanager.GetSecretValue"] / cold,
+        kms_per_invoke=measured.warm_calls[KMS_DECRYPT] / warm,
+        kms_per_cold_start=measured.cold_calls[KMS_DECRYPT] / cold,
+        gets_per_invoke=measured.warm_calls[GET_SECRET_VALUE] / warm,
+        gets_per_cold_start=measured.cold_calls[GET_SECRET_VALUE] / cold,
     )
 
 
@@ -89,12 +87,12 @@ def measures_table(results: dict[str, Measured]) -> list[str]:
          lambda m: stats.Summary.of([s.duration_ms for s in m.warm]).median, fixed(2)),
         ("warm handler Duration (REPORT), p90 (ms)",
          lambda m: stats.Summary.of([s.duration_ms for s in m.warm]).p90, fixed(2)),
-        ("KMS Decrypt per 100 warm invokes", lambda m: per_100(m.warm_calls["kms.Decrypt"], len(m.warm)), fixed(0)),
+        ("KMS Decrypt per 100 warm invokes", lambda m: per_100(m.warm_calls[KMS_DECRYPT], len(m.warm)), fixed(0)),
         ("GetSecretValue per 100 warm invokes",
-         lambda m: per_100(m.warm_calls["secretsmanager.GetSecretValue"], len(m.warm)), fixed(0)),
-        ("KMS Decrypt per 100 cold starts", lambda m: per_100(m.cold_calls["kms.Decrypt"], len(m.cold)), fixed(0)),
+         lambda m: per_100(m.warm_calls[GET_SECRET_VALUE], len(m.warm)), fixed(0)),
+        ("KMS Decrypt per 100 cold starts", lambda m: per_100(m.cold_calls[KMS_DECRYPT], len(m.cold)), fixed(0)),
         ("GetSecretValue per 100 cold starts",
-         lambda m: per_100(m.cold_calls["secretsmanager.GetSecretValue"], len(m.cold)), fixed(0)),
+         lambda m: per_100(m.cold_calls[GET_SECRET_VALUE], len(m.cold)), fixed(0)),
     ]
     labels = list(results)
     body = []
@@ -135,7 +133,7 @@ def targets_table(results: dict[str, Measured], ca_bundle_ms: float, per_block: 
     warm_ratio = stats.median_ratio(warm)
     blocks = [[column[start:start + per_block] for column in warm] for start in range(0, len(warm[0]), per_block)]
     warm_ci = stats.bootstrap_interval(blocks, stats.median_ratio)  # round by round: block drift counts
-    kms_warm = per_100(ours.warm_calls["kms.Decrypt"], len(ours.warm))
+    kms_warm = per_100(ours.warm_calls[KMS_DECRYPT], len(ours.warm))
     met = {"cold": cold_ratio <= COLD_TARGET, "warm": warm_ratio <= WARM_TARGET, "kms": kms_warm == 0}
     rows = [
         ["cold start above the floor ≤ 0.25 × the seed's: (ours − floor) ÷ (seed − floor), round-trip medians",

@@ -1,4 +1,4 @@
-"""Pure statistics for make bench: no I/O, no LocalStack, tested in bench/test_bench_math.py."""
+"""Pure statistics for make bench: no I/O, no LocalStack, tested in tests/unit/test_bench_math.py."""
 
 from __future__ import annotations
 

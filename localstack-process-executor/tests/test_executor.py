@@ -5,14 +5,16 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import time
 
 import boto3
 import psutil
 import pytest
 
 from localstack_process_executor.launcher import EmbeddedLocalStack
+from localstack_process_executor.waiting import poll_until
 from zips import zip_code
+
+CEILING_S = 60  # bounds a wait that went wrong; the right one ends long before
 
 STATEFUL = """
 import os
@@ -31,13 +33,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_gone(pid: int, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+def wait_gone(pid: int) -> bool:
+    return bool(poll_until(lambda: not alive(pid), ceiling=CEILING_S))
 
 
 def test_module_state_stays_warm_within_one_environment(deploy, invoke):
@@ -83,14 +80,16 @@ def test_logs_reach_log_result_and_cloudwatch(deploy, invoke, aws):
     assert (error, body) == (None, "ok")
     assert "printed line" in logs and "[INFO]" in logs and "logged line" in logs
     assert logs.splitlines()[0].startswith("START RequestId: ") and "REPORT RequestId: " in logs
-    events, deadline = [], time.monotonic() + 20
-    while time.monotonic() < deadline and not any("printed line" in e["message"] for e in events):
-        time.sleep(0.3)
+    logs_client = aws("logs")
+
+    def cloudwatch_has_the_line() -> bool:
         try:
-            events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
-        except aws("logs").exceptions.ResourceNotFoundException:
-            events = []
-    assert any("printed line" in e["message"] for e in events)
+            events = logs_client.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        except logs_client.exceptions.ResourceNotFoundException:
+            return False
+        return any("printed line" in e["message"] for e in events)
+
+    assert poll_until(cloudwatch_has_the_line, ceiling=CEILING_S, every=0.2)
 
 
 def test_handler_exception_is_an_unhandled_function_error(deploy, invoke):
@@ -124,24 +123,23 @@ def test_init_failures_have_lambdas_error_types(deploy, invoke, code, handler, e
 
 
 def test_timeout_is_enforced_and_the_next_invoke_starts_fresh(deploy, invoke):
+    # The handler blocks for good: only the 1 s timeout can end this invoke (unbounded, it would outlast the
+    # client's read timeout and fail the test), and Lambda's message names the limit it enforced.
     name = deploy(STATEFUL + """
-import time
+import threading
 _plain = handler
 def handler(event, context):
     result = _plain(event, context)
-    if event.get("sleep"):
-        print("going to sleep")
-        time.sleep(event["sleep"])
+    if event.get("block"):
+        print("blocking for good")
+        threading.Event().wait()
     return result
 """, timeout=1)
     first = invoke(name)[1]
-    started = time.monotonic()
-    error, body, logs = invoke(name, {"sleep": 30})
-    elapsed = time.monotonic() - started
+    error, body, logs = invoke(name, {"block": True})
     assert error == "Unhandled" and body["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in body["errorMessage"]
-    assert "going to sleep" in logs
-    assert 1 <= elapsed < 5
+    assert "blocking for good" in logs
     assert not alive(first["pid"])
     after = invoke(name)[1]
     assert after["calls"] == 1 and after["pid"] != first["pid"]
@@ -164,15 +162,21 @@ def handler(event, context):
     assert after["calls"] == 1 and after["pid"] != first["pid"]
 
 
-def test_parallel_invocations_get_separate_environments(deploy, invoke):
+def test_parallel_invocations_get_separate_environments(deploy, invoke, tmp_path):
+    # Each invoke checks in, then waits (up to a ceiling) until all three have: they overlap by construction,
+    # not because a sleep guessed long enough. Environments that were shared could never all check in.
     name = deploy("""
-        import os, time
+        import os, pathlib, time
         def handler(event, context):
-            time.sleep(1.5)
+            folder = pathlib.Path(event["folder"])
+            (folder / str(os.getpid())).touch()
+            deadline = time.monotonic() + 60
+            while len(list(folder.iterdir())) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
             return os.getpid()
     """)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: invoke(name), range(3)))
+        results = list(pool.map(lambda _: invoke(name, {"folder": str(tmp_path)}), range(3)))
     assert all(error is None for error, _, _ in results)
     assert len({pid for _, pid, _ in results}) == 3
 
@@ -193,10 +197,9 @@ def test_code_update_and_delete_stop_the_old_processes(deploy, invoke, aws):
 def test_runtimes_it_cannot_run_fail_clearly_instead_of_falling_back_to_docker(deploy, aws):
     name = deploy("exports.handler = async () => 1;", runtime="nodejs20.x", handler="app.handler", wait=False)
     lambda_ = aws("lambda")
-    deadline = time.monotonic() + 30
-    while (config := lambda_.get_function_configuration(FunctionName=name))["State"] == "Pending":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    config = poll_until(lambda: (c := lambda_.get_function_configuration(FunctionName=name))["State"] != "Pending"
+                        and c, ceiling=CEILING_S, every=0.2)
+    assert config, "still Pending at the ceiling"
     assert config["State"] == "Failed"
     assert "process executor runs Python zip functions only, not runtime 'nodejs20.x'" in config["StateReason"]
 
@@ -229,10 +232,10 @@ def test_a_restart_whose_init_hangs_times_out_like_a_first_start(tmp_path):
     """LocalStack times out a first start itself; a restart after a crash is the executor's to bound."""
     marker = tmp_path / "crashed-once"
     code = f"""
-import os, pathlib, time
+import os, pathlib, threading
 MARKER = pathlib.Path({str(marker)!r})
 if MARKER.exists():
-    time.sleep(60)  # the re-init after the crash hangs
+    threading.Event().wait()  # the re-init after the crash hangs for good: only the executor's limit ends it
 def handler(event, context):
     MARKER.touch()
     os._exit(1)
@@ -241,12 +244,10 @@ def handler(event, context):
         lambda_ = function_on(ls, code)
         crash = json.loads(lambda_.invoke(FunctionName="f")["Payload"].read())
         assert crash["errorType"] == "Runtime.ExitError"
-        started = time.monotonic()
         response = lambda_.invoke(FunctionName="f")
         body = json.loads(response["Payload"].read())
         assert response.get("FunctionError") == "Unhandled"
         assert body == {"errorType": "Sandbox.Timedout", "errorMessage": "Runtime init did not finish within 2 seconds"}
-        assert 2 <= time.monotonic() - started < 10
 
 
 def test_localstack_that_dies_while_starting_is_one_clear_error(tmp_path):

@@ -1,5 +1,6 @@
 """Helpers the integration modules share: build a package with build.py's CLI (the interface Terraform
-uses), deploy it over a function's code, read a function's CloudWatch log, and check no secret text shows."""
+uses), deploy it over a function's code, read a function's CloudWatch log, check no secret text shows, and
+poll for what nothing signals."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+from localstack_process_executor.waiting import poll_until
+
+T = TypeVar("T")
+CEILING_S = 60  # bounds a wait that went wrong; the right one ends long before
 
 
 def code_sha256(package: bytes) -> str:
@@ -26,6 +33,11 @@ def build_package(module_dir: Path, template: Path, ciphertexts: Mapping[str, st
     package = output.read_bytes()
     assert result.stdout.splitlines()[-1] == code_sha256(package)
     return package
+
+
+def eventually(check: Callable[[], T]) -> T | None:
+    """``check()``'s first truthy answer, polled: for what LocalStack signals nowhere (its request log)."""
+    return poll_until(check, ceiling=CEILING_S)
 
 
 def function_logs(aws: Callable, function_name: str) -> str:

@@ -1,7 +1,9 @@
 """End to end against LocalStack: tflocal apply of this module at its defaults, real invocations, real KMS.
 
-The tests in this file run in order on one deployment: apply from nothing, use it, destroy it. The
-module's default handler opens every sealed secret and returns only their names, never a value.
+The tests in this file share one deployment: applied from nothing (the `stack` fixture), used, rotated (the
+`rotated` fixture, for the tests that need a changed secret behind them), destroyed (the last test). Each
+test names what it needs as fixtures, so any test selected alone (`pytest -k`) gets it. The module's default
+handler opens every sealed secret and returns only their names, never a value.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ import io
 import json
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 
 import pytest
-from integration_helpers import (assert_no_secret_text, build_package, code_sha256, function_logs,
+from integration_helpers import (assert_no_secret_text, build_package, code_sha256, eventually, function_logs,
                                  replace_code)
 
 from localdeploy import Stack, invoke, retire_environments
@@ -137,11 +138,13 @@ def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambd
 
 def test_warm_invocations_make_one_decrypt_per_container(stack, lambda_client, localstack):
     retire_environments(lambda_client, stack.function_name)
-    before = localstack.served("kms.Decrypt")
+    before = {operation: localstack.served(operation) for operation in ("kms.Decrypt", "lambda.Invoke")}
     for _ in range(20):
         assert invoke(lambda_client, stack.function_name)[:2] == (None, OPENED)
-    time.sleep(0.5)  # LocalStack writes its request log line after the response
-    assert localstack.served("kms.Decrypt") - before == 1
+    # LocalStack logs a request after answering it, and the function's Decrypt is answered before the Invoke
+    # that made it: once the 20 Invokes are in the log, so is every Decrypt they caused.
+    assert eventually(lambda: localstack.served("lambda.Invoke") >= before["lambda.Invoke"] + 20)
+    assert localstack.served("kms.Decrypt") - before["kms.Decrypt"] == 1
 
 
 def test_a_ciphertext_is_bound_to_its_function_name(stack, lambda_client, aws):
@@ -218,11 +221,17 @@ def test_a_disabled_key_is_a_typed_error_and_the_function_recovers_when_it_is_en
     assert invoke(lambda_client, name)[:2] == (None, OPENED)
 
 
-def test_changing_a_secret_reseals_rebuilds_and_updates_in_one_apply(stack, lambda_client, aws):
+@pytest.fixture(scope="module")
+def rotated(stack) -> tuple[str, dict]:
+    """The stack after its secret changed to ROTATED in one apply: (the ciphertext before, the outputs after)."""
     old_ciphertext = stack.outputs()["ciphertexts"]["credential"]
     stack.set_variables(secrets={"credential": ROTATED})
     stack.apply()
-    outputs = stack.outputs()
+    return old_ciphertext, stack.outputs()
+
+
+def test_changing_a_secret_reseals_rebuilds_and_updates_in_one_apply(stack, rotated, lambda_client, aws):
+    old_ciphertext, outputs = rotated
     new_ciphertext = outputs["ciphertexts"]["credential"]
     assert new_ciphertext != old_ciphertext
     # The function runs the new package, which carries the new ciphertext...
@@ -239,18 +248,21 @@ def test_changing_a_secret_reseals_rebuilds_and_updates_in_one_apply(stack, lamb
     assert stack.plan_exit_code() == 0
 
 
-def test_the_plaintext_appears_in_no_output_package_or_log(stack, aws):
+def test_the_plaintext_appears_in_no_output_package_or_log(stack, rotated, aws):
     # `terraform show -json` dumps the plan/state with sensitive values in clear, by design: on the
     # `secrets` path the state holds the plaintext (README, security model). Every other command's
-    # output is checked, as is the function's log.
+    # output is checked, as is the function's log: at least the init, the first apply and the
+    # rotation's (the `rotated` fixture), and the outputs read after each.
     outputs = [text for command, text in stack.transcript if command != "show"]
-    assert len(outputs) >= 8
+    commands = [command for command, _ in stack.transcript]
+    assert commands.count("apply") >= 2 and {"init", "output"} <= set(commands), commands
     assert_no_secret_text({"the plaintext": PLAINTEXT, "the rotated plaintext": ROTATED}, *outputs,
                           function_logs(aws, stack.function_name))
     assert PLAINTEXT.encode() not in stack.package() and ROTATED.encode() not in stack.package()
 
 
 def test_destroy_leaves_nothing(stack, aws):
+    """Last in the file: it ends the deployment the others share (alone, it destroys a fresh one)."""
     outputs = stack.outputs()
     stack.destroy()
     lambda_client, kms, iam, logs = aws("lambda"), aws("kms"), aws("iam"), aws("logs")

@@ -10,6 +10,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Outcome(enum.Enum):
@@ -19,19 +22,19 @@ class Outcome(enum.Enum):
 
 
 def wait_while_alive(happened: Callable[[float], bool], process: subprocess.Popen, timeout: float,
-                     poll_seconds: float) -> Outcome:
+                     poll_seconds: float, clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Wait until ``happened(poll_seconds)`` says yes; it may itself block for up to ``poll_seconds``.
 
     Each round checks the event, then the process, then the clock: an event that came together with
-    the process's exit, or right at the deadline, still counts as done.
+    the process's exit, or right at the deadline, still counts as done. ``clock`` is a seam for tests.
     """
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     while True:
         if happened(poll_seconds):
             return Outcome.DONE
         if process.poll() is not None:
             return Outcome.EXITED
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             return Outcome.TIMED_OUT
 
 
@@ -50,3 +53,18 @@ def polled(check: Callable[[], bool]) -> Callable[[float], bool]:
         return False
 
     return happened
+
+
+def poll_until(check: Callable[[], T], *, ceiling: float, every: float = 0.05,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> T | None:
+    """``check()``'s first truthy answer, asked every ``every`` seconds; None once ``ceiling`` seconds have passed.
+
+    For tests and tools waiting on a state nothing signals (a process gone, a line in a log): the ceiling
+    bounds a wait that went wrong, it is not a guess at how long the right one takes.
+    """
+    deadline = clock() + ceiling
+    while not (answer := check()):
+        if clock() >= deadline:
+            return None
+        sleep(every)
+    return answer

@@ -1,15 +1,19 @@
-"""The benchmark's arithmetic: statistics and the scale/cost model.
+"""The benchmark's arithmetic: statistics and the scale/cost model (bench/stats.py, bench/costs.py).
 
-Not part of make test (bench/ is not in testpaths); run with
-    .venv/bin/python -m pytest bench -q
+Part of make test. bench/ is imported from the repository root, which pyproject's pythonpath puts on
+sys.path; the prices and quotas come from costs.py, so a price change there needs no change here.
 """
 
 import math
 
 import pytest
 
-import costs
-import stats
+from bench import costs, stats
+
+# The model's own figures, read once: a month of seconds, and USD per single request.
+MONTH_S = costs.SECONDS_PER_MONTH
+KMS_USD_PER_REQUEST = costs.KMS_USD_PER_10K_REQUESTS / 10_000
+SM_USD_PER_CALL = costs.SM_USD_PER_10K_CALLS / 10_000
 
 
 def test_percentile_is_nearest_rank():
@@ -22,7 +26,7 @@ def test_percentile_is_nearest_rank():
 
 
 def test_percentile_of_nothing_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^percentile of no values$"):
         stats.percentile([], 0.5)
 
 
@@ -82,7 +86,7 @@ CHURN = costs.Churn(busy_s_per_request=0.1, lifetime_s=3600.0)
 SEED = costs.ApiCalls(kms_per_invoke=1.0, kms_per_cold_start=1.0)
 OURS = costs.ApiCalls(kms_per_invoke=0.0, kms_per_cold_start=1.0)
 POWERTOOLS = costs.ApiCalls(kms_per_invoke=0.0, kms_per_cold_start=0.0, gets_per_invoke=0.0,
-                            gets_per_cold_start=1.0, refresh_s=300.0)
+                            gets_per_cold_start=1.0, refresh_s=costs.POWERTOOLS_DEFAULT_MAX_AGE_S)
 
 
 def test_churn_environments_follow_lambdas_concurrency_formula():
@@ -96,9 +100,10 @@ def test_seed_decrypts_on_every_invoke():
     load = costs.load(SEED, 100, CHURN)
     assert load.kms_direct == pytest.approx(100.0)
     assert load.gets == 0.0
-    assert costs.kms_quota_share(load) == pytest.approx(0.01)
-    # 100/s for a 730-hour month at $0.03 per 10,000, plus the key.
-    assert costs.monthly_usd(load, kms_keys=1) == pytest.approx(100 * 730 * 3600 * 0.03 / 10_000 + 1.0)
+    assert costs.kms_quota_share(load) == pytest.approx(100 / costs.KMS_SYMMETRIC_QUOTA_PER_S)
+    # 100 requests/s for a month, plus the key.
+    assert costs.monthly_usd(load, kms_keys=1) == pytest.approx(
+        100 * MONTH_S * KMS_USD_PER_REQUEST + costs.KMS_USD_PER_KEY_MONTH)
 
 
 def test_ours_decrypts_once_per_environment_lifetime():
@@ -110,10 +115,11 @@ def test_ours_decrypts_once_per_environment_lifetime():
 def test_secrets_manager_refetches_every_max_age_and_kms_decrypts_on_its_behalf():
     load = costs.load(POWERTOOLS, 1_000, CHURN)
     environments = 100
-    assert load.gets == pytest.approx(environments / 3600 + environments / 300)
+    assert load.gets == pytest.approx(environments / 3600 + environments / costs.POWERTOOLS_DEFAULT_MAX_AGE_S)
     assert load.kms_direct == 0.0
-    assert load.kms_total == pytest.approx(load.gets)  # one Decrypt per GetSecretValue
-    expected = load.gets * (0.05 + 0.03) / 10_000 * 730 * 3600 + 0.40
+    assert load.kms_total == pytest.approx(load.gets * costs.SM_KMS_DECRYPTS_PER_GET)  # Decrypts on its behalf
+    expected = load.gets * MONTH_S * (SM_USD_PER_CALL + costs.SM_KMS_DECRYPTS_PER_GET * KMS_USD_PER_REQUEST) + \
+        costs.SM_USD_PER_SECRET_MONTH
     assert costs.monthly_usd(load, secrets=1) == pytest.approx(expected)
 
 
