@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -257,29 +259,53 @@ def test_dependencies_may_not_collide_with_the_source():
 
 def test_requirements_must_be_a_full_lock_of_exact_pins():
     text = ("# a pip-compile lock\n"
-            "Jinja2==3.1.4 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n    --hash=sha256:" + "cd" * 32 + "\n"
+            "Jinja2==3.1.4 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n    --hash SHA256:" + "CD" * 32 + "\n"
             "    # via -r requirements.in\n"
             "markupsafe == 3.0.2  # inline comment\n"
             "requests[socks]==2.32.3\n"
             'exceptiongroup==1.2.2 ; python_version < "3.11"\n'
             "zope.interface==7.1.1\n\n")
-    assert build.parse_requirements(text) == {"jinja2": "3.1.4", "markupsafe": "3.0.2", "requests": "2.32.3",
-                                              "exceptiongroup": "1.2.2", "zope-interface": "7.1.1"}
+    pins = build.parse_requirements(text)
+    assert {pin.name: pin.version for pin in pins} == {"jinja2": "3.1.4", "markupsafe": "3.0.2", "requests": "2.32.3",
+                                                       "exceptiongroup": "1.2.2", "zope-interface": "7.1.1"}
+    assert pins[0].hashes == ("sha256:" + "ab" * 32, "sha256:" + "cd" * 32)
+    assert pins[2].extras == ("socks",) and pins[3].marker == 'python_version < "3.11"'
+    # what pip reads is written from these fields: no marker (decided for the runtime), no other option
+    active = build.active_pins(pins, "python3.13", "x86_64")
+    assert "exceptiongroup" not in active
+    assert build.lock_text(active) == ("jinja2==3.1.4 --hash=sha256:" + "ab" * 32 + " --hash=sha256:" + "cd" * 32 +
+                                       "\nmarkupsafe==3.0.2\nrequests[socks]==2.32.3\nzope-interface==7.1.1\n")
+    assert "exceptiongroup" in build.active_pins(pins, "python3.10", "arm64")
 
 
 @pytest.mark.parametrize("line, message", [
     ("requests", "requests is not pinned"), ("requests>=2.0", "requests is not pinned"),
     ("requests==2.*", "requests is not pinned"), ("requests~=2.32", "requests is not pinned"),
     ("requests===2.32.3", "requests is not pinned"), ("requests==2.32.3,<3", "requests is not pinned"),
-    ("-r other.txt", "option -r is not accepted"),
+    ("-r other.txt", "option -r is not accepted (includes)"), ("-c constraints.txt", "option -c is not accepted"),
     ("--index-url https://user:token@mirror/simple", "option --index-url"),
-    ("-e .", "option -e"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"), ("./local", "URLs and paths"),
+    ("-e .", "option -e is not accepted (editables)"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"),
+    ("./local", "URLs and paths"), ("pkg @ file:///tmp/token/pkg.whl", "URLs and paths"),
+    ("/tmp/token/pkg-1.0-py3-none-any.whl", "URLs and paths"),
+    ("idna==${TOKEN}", "environment-variable references"),
+    ("idna==3.10 --no-binary=:all:", "option --no-binary is not accepted"),
+    ('idna==3.10 ; python_version >= "3" --only-binary=:none:', "option --only-binary is not accepted"),
+    ("idna==3.10 --hash=md5:0123", "--hash takes sha256:"), ("--hash=sha256:" + "0" * 64, "needs a name==version"),
+    ("idna==3.10 --pre", "option --pre is not accepted"),
 ])
 def test_unpinned_lines_and_options_are_refused_by_line_without_echoing_them(line, message):
     with pytest.raises(build.BuildError, match=re.escape(message)) as raised:
         build.parse_requirements(f"idna==3.10\n{line}\n")
     assert "line 2" in str(raised.value)
-    assert "token" not in str(raised.value)
+    assert "token" not in str(raised.value).lower()
+
+
+def test_a_name_pinned_twice_for_the_runtime_is_refused_and_markers_may_split_it():
+    pins = build.parse_requirements('idna==3.7 ; python_version < "3.12"\nidna==3.10 ; python_version >= "3.12"\n')
+    assert build.active_pins(pins, "python3.11", "x86_64")["idna"].version == "3.7"
+    assert build.active_pins(pins, "python3.13", "x86_64")["idna"].version == "3.10"
+    with pytest.raises(build.BuildError, match="line 2: idna is pinned twice"):
+        build.active_pins(build.parse_requirements("idna==3.7\nIDNA==3.10\n"), "python3.13", "x86_64")
 
 
 def test_platform_tags_follow_the_runtimes_amazon_linux():
@@ -292,24 +318,30 @@ def test_platform_tags_follow_the_runtimes_amazon_linux():
     assert build.platform_tags("python3.9", "x86_64")[0] == "manylinux_2_26_x86_64"
 
 
-def test_pip_runs_as_an_argument_list_for_the_target_not_the_host(tmp_path):
-    command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64")
-    assert command[:2] == ["/py", "-c"]
-    assert {"install", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp", "--abi=cp312",
-            "--no-compile", "--platform=manylinux_2_34_aarch64", f"--requirement={tmp_path / 'req s.txt'}",
-            } <= set(command)
-    markers = json.loads(command[3])
+def test_pip_runs_isolated_as_an_argument_list_for_the_target_not_the_host(tmp_path):
+    command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64",
+                                ["--index-url=https://mirror/simple"])
+    assert command[:3] == ["/py", "-I", "-c"]
+    assert {"download", "--isolated", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp",
+            "--abi=cp312", "--no-cache-dir", "--platform=manylinux_2_34_aarch64",
+            f"--requirement={tmp_path / 'req s.txt'}", "--index-url=https://mirror/simple"} <= set(command)
+    assert not [arg for arg in command if "binary" in arg and arg != "--only-binary=:all:"]
+    markers = json.loads(command[4])
     assert markers["python_version"] == "3.12" and markers["platform_machine"] == "aarch64"
     assert markers["sys_platform"] == "linux"
 
 
-def test_pip_sees_the_index_settings_but_nothing_that_changes_what_it_installs():
-    env = build.pip_environment({"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
-                                 "PIP_CONSTRAINT": "/etc/c.txt", "PIP_NO_BINARY": ":all:", "PIP_PRE": "1",
-                                 "PIP_NO_DEPS": "1", "PYTHONPATH": "/evil", "PIP_TARGET": "/x", "AWS_SECRET": "s"})
-    assert env == {"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
-                   "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-                   "PYTHONDONTWRITEBYTECODE": "1"}
+def test_pip_sees_no_pip_variable_and_is_told_only_where_packages_come_from():
+    environ = {"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
+               "PIP_EXTRA_INDEX_URL": "https://a/simple https://b/simple", "PIP_NO_INDEX": "0", "PIP_RETRIES": "1",
+               "PIP_CONSTRAINT": "/etc/c.txt", "PIP_NO_BINARY": ":all:", "PIP_ONLY_BINARY": ":none:", "PIP_PRE": "1",
+               "PIP_NO_DEPS": "1", "PYTHONPATH": "/evil", "PIP_TARGET": "/x", "AWS_SECRET": "s",
+               "PIP_CONFIG_FILE": "/evil/pip.conf", "PIP_REQUIRE_VIRTUALENV": "1"}
+    assert build.pip_environment(environ) == {"PATH": "/bin", "HTTPS_PROXY": "http://p", "PIP_CONFIG_FILE": os.devnull,
+                                              "PYTHONDONTWRITEBYTECODE": "1"}
+    assert build.pip_sources(environ) == ["--index-url=https://mirror/simple", "--extra-index-url=https://a/simple",
+                                          "--extra-index-url=https://b/simple", "--retries=1"]
+    assert build.pip_sources({"PIP_NO_INDEX": "true", "PIP_FIND_LINKS": ""}) == ["--no-index"]
 
 
 def test_the_cache_folder_follows_the_documented_order(tmp_path):
@@ -326,44 +358,117 @@ def test_the_cache_key_names_the_lock_the_runtime_and_the_architecture():
                 build.cache_key(b"idna==3.10\n", "python3.13", "arm64")}) == 4
 
 
-def test_a_cache_entry_round_trips_and_a_damaged_or_foreign_one_is_a_miss(tmp_path):
-    tree = build.Tree({"pkg/__init__.py": b"x", "pkg/tool": b"#!"}, frozenset({"pkg/tool"}), {"pkg": "pkg==1.0"})
+def make_wheel(name: str, version: str, files: dict[str, bytes], executables: frozenset[str] = frozenset()) -> bytes:
+    """A wheel as a build backend writes one (never installed by pip here: build.py unpacks it)."""
+    members = {**files, f"{name}-{version}.dist-info/METADATA": f"Name: {name}\nVersion: {version}\n".encode(),
+               f"{name}-{version}.dist-info/RECORD": b"", f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\n"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in members.items():
+            info = zipfile.ZipInfo(member)
+            info.external_attr = (0o100755 if member in executables else 0o100644) << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+PKG_WHEEL = make_wheel("pkg", "1.0", {"pkg/__init__.py": b"x", "pkg-1.0.data/purelib/pkg/extra.py": b"y",
+                                      "pkg-1.0.data/scripts/tool": b"#!", "pkg/run.sh": b"#!"},
+                       frozenset({"pkg/run.sh", "pkg-1.0.data/scripts/tool"}))
+
+
+def pins_of(text: str) -> dict[str, build.Pin]:
+    return build.active_pins(build.parse_requirements(text), "python3.13", "x86_64")
+
+
+def test_wheels_are_unpacked_as_pip_installs_them_and_only_at_their_pinned_version():
+    tree = build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, pins_of("pkg==1.0\n"))
+    assert sorted(tree.files) == ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/WHEEL", "pkg/__init__.py",
+                                  "pkg/extra.py", "pkg/run.sh"]
+    assert tree.executables == {"pkg/run.sh"} and tree.owners["pkg"] == "pkg==1.0"
+    for lock in ["pkg==1.1\n", "other==1.0\n", 'pkg==1.0 ; python_version < "3"\n']:
+        with pytest.raises(build.BuildError, match="must pin every package pip installs.*add pkg==1.0"):
+            build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, pins_of(lock))
+    evil = make_wheel("pkg", "1.0", {"../escape.py": b""})
+    with pytest.raises(build.BuildError, match="outside its folder"):
+        build.wheels_tree({"pkg-1.0-py3-none-any.whl": evil}, pins_of("pkg==1.0\n"))
+
+
+def test_a_wheel_that_does_not_match_its_hash_is_refused():
+    digest = hashlib.sha256(PKG_WHEEL).hexdigest()
+    good = pins_of(f"pkg==1.0 --hash=sha256:{digest}\n")
+    assert build.hashes_match({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, good)
+    bad = pins_of(f"pkg==1.0 --hash=sha256:{'0' * 64}\n")
+    assert not build.hashes_match({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, bad)
+    with pytest.raises(build.BuildError, match="pkg==1.0: the downloaded file does not match the --hash"):
+        build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, bad)
+
+
+def test_a_cache_entry_round_trips_and_a_damaged_tampered_or_foreign_one_is_a_miss(tmp_path):
+    wheels = {"pkg-1.0-py3-none-any.whl": PKG_WHEEL}
     entry = tmp_path / "cache" / "deps-k.zip"
-    build.store_cached(entry, "k", tree)
-    assert build.load_cached(entry, "k") == tree
+    build.store_cached(entry, "k", wheels)
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert build.load_cached(entry, "k") == wheels
     assert build.load_cached(entry, "other key") is None
+    digest = entry.with_name(entry.name + ".sha256")
+    good = entry.read_bytes()
+    entry.write_bytes(good.replace(b"pkg/__init__.py", b"pkg/__init__.pz"))  # same size, another file
+    assert build.load_cached(entry, "k") is None
+    entry.write_bytes(good)
+    digest.unlink()
+    assert build.load_cached(entry, "k") is None
+    build.store_cached(entry, "k", wheels)
     entry.write_bytes(entry.read_bytes()[:100])
     assert build.load_cached(entry, "k") is None
     assert build.load_cached(tmp_path / "absent.zip", "k") is None
 
 
-def installed_source(tmp_path: Path, monkeypatch, deps: build.Tree) -> Path:
-    """A source folder with a requirements.txt whose install (pip, stubbed here) gives ``deps``."""
+@pytest.mark.parametrize("mode, message", [(0o770, "writable by others"), (0o707, "writable by others")])
+def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, message):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(build.BuildError, match=f"the dependency cache .* is {message} .*chmod go-w"):
+        build.check_cache_dir(folder)
+    folder.chmod(0o755)
+    build.check_cache_dir(folder)
+
+
+def test_a_cache_folder_of_another_user_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setattr(os, "geteuid", lambda: folder.stat().st_uid + 1)
+    with pytest.raises(build.BuildError, match="belongs to another user"):
+        build.check_cache_dir(folder)
+
+
+def installed_source(tmp_path: Path, monkeypatch, wheels: dict[str, bytes], lock: str = "pkg==1.0\n") -> Path:
+    """A source folder with a requirements.txt whose download (pip, stubbed here) gives ``wheels``."""
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
-    (source / "requirements.txt").write_text("idna==3.10\n")
-    monkeypatch.setattr(build, "install_dependencies", lambda *args: deps)
+    (source / "requirements.txt").write_text(lock)
+    monkeypatch.setattr(build, "download_wheels", lambda *args: wheels)
     return source / "handler.py.tmpl"
 
 
-def test_a_fresh_install_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
-    clash = build.Tree({"app/__init__.py": b"evil"}, frozenset(), {"app": "evil==1.0"})
-    template, cache = installed_source(tmp_path, monkeypatch, clash), tmp_path / "cache"
+def test_a_fresh_download_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
+    clash = {"app-1.0-py3-none-any.whl": make_wheel("app", "1.0", {"app/__init__.py": b"evil"})}
+    template, cache = installed_source(tmp_path, monkeypatch, clash, "app==1.0\n"), tmp_path / "cache"
     args = [f"--ciphertext=credential={BLOB_B64}", f"--template={template}", f"--output={tmp_path / 'fn.zip'}"]
     assert build.main([*args, f"--cache-dir={cache}"]) == 2
-    assert "evil==1.0" in capsys.readouterr().err
+    assert "app==1.0" in capsys.readouterr().err
     assert not cache.exists() and not (tmp_path / "fn.zip").exists()
-    good = build.Tree({"idna/__init__.py": b"# idna"}, frozenset(), {"idna": "idna==3.10"})
-    monkeypatch.setattr(build, "install_dependencies", lambda *args: good)
+    (template.parent / "requirements.txt").write_text("pkg==1.0\n")
+    monkeypatch.setattr(build, "download_wheels", lambda *args: {"pkg-1.0-py3-none-any.whl": PKG_WHEEL})
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     assert build.main([*args, f"--cache-dir={not_a_folder / 'cache'}"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot write the dependency cache")
     assert not (tmp_path / "fn.zip").exists()
     assert build.main([*args, f"--cache-dir={cache}"]) == 0
-    key = build.cache_key(b"idna==3.10\n", "python3.13", "x86_64")
-    assert [path.name for path in cache.iterdir()] == [f"deps-{key}.zip"]
-    assert "idna/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
+    key = build.cache_key(b"pkg==1.0\n", "python3.13", "x86_64")
+    assert sorted(path.name for path in cache.iterdir()) == [f"deps-{key}.zip", f"deps-{key}.zip.sha256"]
+    assert "pkg/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
 
 
 def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
@@ -623,3 +728,33 @@ def test_without_flags_it_reads_the_terraform_output_and_fails_clearly_when_ther
 def test_help_is_not_an_error(tmp_path):
     result = run_build("--help", cwd=tmp_path)
     assert result.returncode == 0 and "--architecture" in result.stdout and "--cache-dir" in result.stdout
+
+
+# --- attacks of issue 14 (each failed on the code before the fix) ------------------------------
+
+def test_a_marker_cannot_swallow_an_option_that_would_build_a_source_distribution():
+    """`; marker --no-binary=:all:` once passed the lock check, and pip then ran the sdist's build code."""
+    with pytest.raises(build.BuildError, match=r"line 1: option --no-binary is not accepted"):
+        build.parse_requirements('idna==3.10 ; python_version >= "3" --no-binary=:all:\n')
+
+
+def test_a_folder_swapped_for_a_link_between_listing_and_reading_is_refused(tmp_path, monkeypatch):
+    """The walk lists app/data/; an attacker then swaps it for a link to a folder outside the source."""
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for original in (source / "app" / "data").iterdir():  # the same sizes: only the content differs
+        (outside / original.name).write_bytes(b"X" * original.stat().st_size)
+    listed = build._walk
+
+    def walk_then_swap(*args, **kwargs):
+        found = listed(*args, **kwargs)
+        if Path(args[0]) == source:
+            shutil.rmtree(source / "app" / "data")
+            (source / "app" / "data").symlink_to(outside)
+        return found
+
+    monkeypatch.setattr(build, "_walk", walk_then_swap)
+    with pytest.raises(build.BuildError, match="changed while it was read"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
