@@ -100,6 +100,7 @@ class BuildError(Exception):
 class Rules(NamedTuple):
     exclude: re.Pattern[str]
     secret_name: re.Pattern[str]
+    terraform_files: re.Pattern[str]
 
 
 class Tree(NamedTuple):
@@ -217,7 +218,7 @@ def rules() -> Rules:
     """``build_rules.json``, beside this file: read by build.py and by the Terraform module."""
     try:
         raw = json.loads(read_regular_file(RULES_FILE, MAX_TEXT_BYTES, "rules file"))
-        return Rules(re.compile(raw["exclude"]), re.compile(raw["secret_name"]))
+        return Rules(*(re.compile(raw[field]) for field in Rules._fields))
     except (ValueError, KeyError, TypeError, re.error) as error:
         raise BuildError(f"{RULES_FILE} is not a valid rules file ({type(error).__name__}); restore it") from None
 
@@ -234,12 +235,15 @@ def _check_path(path: str, what: str) -> None:
         raise BuildError(f"{what}: file name {path!a} holds a control character or a backslash; rename it")
 
 
-def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
+def _walk(root: Path, skip: Callable[[str], bool], what: str,
+          refuse: Callable[[str], bool] = lambda path: False) -> list[_Found]:
     """Regular files under ``root`` whose path ``skip`` keeps, sorted. A symbolic link that ``skip`` keeps
     is refused, never followed, so nothing outside ``root`` is read. A directory is left out whole when
     ``skip`` matches its path with a trailing ``/`` (so .git or .venv is not even listed). Each folder is
-    opened below ``root`` with no link followed."""
+    opened below ``root`` with no link followed. Paths ``refuse`` matches (folders with a trailing ``/``),
+    kept or not, are refused."""
     found: list[_Found] = []
+    refused: list[str] = []
     pending = [""]
     root_fd = _open_root(root, what)
     try:
@@ -256,10 +260,15 @@ def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
                 for entry in entries:
                     path = prefix + entry.name
                     if entry.is_dir(follow_symlinks=False):
-                        if not skip(path + "/"):
+                        if refuse(path + "/"):
+                            refused.append(path + "/")
+                        elif not skip(path + "/"):
                             pending.append(path + "/")
                         continue
                     link = entry.is_symlink()  # never followed, not even to ask what it points to
+                    if refuse(path):
+                        refused.append(path)
+                        continue
                     if skip(path) or (link and skip(path + "/")):
                         continue
                     _check_path(path, what)
@@ -278,6 +287,11 @@ def _walk(root: Path, skip: Callable[[str], bool], what: str) -> list[_Found]:
                 os.close(fd)
     finally:
         os.close(root_fd)
+    if refused:
+        raise BuildError(f"{what} {str(root)!r} holds Terraform's working files ({', '.join(sorted(refused)[:3])}): "
+                         "the source folder is packaged whole, so state, variable values or saved plans, plaintexts "
+                         "included, would go into the package; keep the template's folder apart from the "
+                         "Terraform configuration")
     return sorted(found)
 
 
@@ -285,10 +299,14 @@ def _excluded(path: str) -> bool:
     return rules().exclude.search(path) is not None
 
 
+def _terraform_file(path: str) -> bool:
+    return rules().terraform_files.search(path) is not None
+
+
 def source_files(source_dir: Path) -> list[str]:
     """The files the package takes from ``source_dir`` (the template included), as sorted posix paths:
     the same list as Terraform's ``[for f in fileset(dir, "**") : f if !can(regex(exclude, f))]``."""
-    return [found.path for found in _walk(Path(source_dir), _excluded, "source folder")]
+    return [found.path for found in _walk(Path(source_dir), _excluded, "source folder", _terraform_file)]
 
 
 def handler_module(template_path: Path) -> str:
@@ -406,7 +424,7 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
     except UnicodeDecodeError as error:
         raise BuildError(f"handler template {str(template_path)!r} is not UTF-8 (byte {error.start}); "
                          "save it as UTF-8") from None
-    found = _walk(source_dir, _excluded, "source folder")
+    found = _walk(source_dir, _excluded, "source folder", _terraform_file)
     if template_path.name not in {item.path for item in found}:
         raise BuildError(f"handler template {str(template_path)!r} is left out by build_rules.json; rename it")
     total = sum(item.size for item in found)

@@ -108,11 +108,10 @@ def test_code_sha256_is_lambdas_base64_form():
 
 def test_the_rules_come_from_build_rules_json_and_nowhere_else(root):
     raw = json.loads((root / "build_rules.json").read_text())
-    assert set(raw) == {"exclude", "secret_name"}
-    assert build.rules().exclude.pattern == raw["exclude"]
-    assert build.rules().secret_name.pattern == raw["secret_name"]
-    assert raw["secret_name"] not in (root / "build.py").read_text()  # not written a second time
-    assert raw["exclude"] not in (root / "build.py").read_text()
+    source = (root / "build.py").read_text()
+    for field in ("exclude", "secret_name", "terraform_files"):
+        assert getattr(build.rules(), field).pattern == raw[field]
+        assert raw[field] not in source and raw[field] not in (root / "package.tf").read_text()  # written once
 
 
 @pytest.mark.parametrize("path, excluded", [
@@ -758,3 +757,32 @@ def test_a_folder_swapped_for_a_link_between_listing_and_reading_is_refused(tmp_
     monkeypatch.setattr(build, "_walk", walk_then_swap)
     with pytest.raises(build.BuildError, match="changed while it was read"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+# --- Terraform's working files (issue 14 must-show 2) -----------------------------------------
+
+@pytest.mark.parametrize("name", ["terraform.tfstate", "terraform.tfstate.backup", "prod.tfstate",
+                                  ".terraform.tfstate.lock.info", "terraform.tfvars", "prod.auto.tfvars",
+                                  "secrets.tfvars.json", "release.tfplan", "tfplan", ".terraform/providers/x",
+                                  "terraform.tfstate.d/dev/terraform.tfstate", "app/nested.tfvars"])
+def test_a_source_folder_holding_terraform_working_files_is_refused(tmp_path, name):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    assert build.source_files(source) == TREE_FILES
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_text('db_password = "hunter2"\n')
+    with pytest.raises(build.BuildError, match=r"holds Terraform's working files \(.*\): the source folder is "
+                                               r"packaged whole, so state, variable values or saved plans"):
+        build.source_files(source)
+    with pytest.raises(build.BuildError, match="holds Terraform's working files"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+@pytest.mark.parametrize("name", ["main.tf", "variables.tf", "tfstate.md", "app/plan.py", "terraform.md",
+                                  "tfvars_reader.py", "my_tfplan.txt"])
+def test_terraform_sources_and_lookalikes_are_not_working_files(tmp_path, name):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_text("x\n")
+    assert name in build.source_files(source)
