@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import io
 import json
-import keyword
 import os
 import re
 import stat
@@ -56,9 +55,6 @@ MAX_UNZIPPED_BYTES = 250 * 2**20  # Lambda: 262144000 bytes unzipped
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest time a zip can hold; never the clock
 FILE_MODE, EXECUTABLE_MODE = 0o644, 0o755
 
-# Amazon Linux of each runtime: AL2 has glibc 2.26, AL2023 glibc 2.34. A wheel for an older glibc runs too.
-RUNTIMES = {"python3.9": 26, "python3.10": 26, "python3.11": 26, "python3.12": 34, "python3.13": 34}
-ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the wheel tags' and uname's
 LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}  # aliases of manylinux_2_N
 CACHE_FORMAT = 2  # bump when what a cache entry holds changes (2: the wheels, and a digest beside)
 PIP_TIMEOUT_SECONDS = 900
@@ -98,9 +94,15 @@ class BuildError(Exception):
 
 
 class Rules(NamedTuple):
+    """build_rules.json: what build.py and the Terraform module both check."""
+
     exclude: re.Pattern[str]
     secret_name: re.Pattern[str]
     terraform_files: re.Pattern[str]
+    module_name: re.Pattern[str]
+    python_keywords: frozenset[str]
+    runtimes: dict[str, int]  # Lambda runtime -> N of the glibc 2.N of its Amazon Linux (wheels for older run too)
+    architectures: dict[str, str]  # Lambda's name -> the machine name of wheel tags and uname
 
 
 class Tree(NamedTuple):
@@ -218,8 +220,12 @@ def rules() -> Rules:
     """``build_rules.json``, beside this file: read by build.py and by the Terraform module."""
     try:
         raw = json.loads(read_regular_file(RULES_FILE, MAX_TEXT_BYTES, "rules file"))
-        return Rules(*(re.compile(raw[field]) for field in Rules._fields))
-    except (ValueError, KeyError, TypeError, re.error) as error:
+        patterns = {field: re.compile(raw[field]) for field in ("exclude", "secret_name", "terraform_files",
+                                                                  "module_name")}
+        return Rules(**patterns, python_keywords=frozenset(raw["python_keywords"]),
+                     runtimes={name: int(value["glibc"].split(".")[1]) for name, value in raw["runtimes"].items()},
+                     architectures={name: value["machine"] for name, value in raw["architectures"].items()})
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, re.error) as error:
         raise BuildError(f"{RULES_FILE} is not a valid rules file ({type(error).__name__}); restore it") from None
 
 
@@ -313,13 +319,15 @@ def handler_module(template_path: Path) -> str:
     """The module name the rendered template gets; Lambda's handler setting is ``<module>.handler``."""
     name = template_path.name
     if not name.endswith(TEMPLATE_SUFFIX):
-        raise BuildError(f"template {str(template_path)!r} must end in {TEMPLATE_SUFFIX} (e.g. handler.py.tmpl)")
+        raise BuildError(f"template {str(template_path)!r} must be a path to <module>{TEMPLATE_SUFFIX} "
+                         "(e.g. handler.py.tmpl)")
     module = name[: -len(TEMPLATE_SUFFIX)]
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module) or keyword.iskeyword(module):
+    if not rules().module_name.fullmatch(module) or module in rules().python_keywords:
         raise BuildError(f"template name {name!a} gives a module Python cannot import; name it like "
                          "handler.py.tmpl (ASCII letters, digits and _, no leading digit, not a keyword)")
     if module + ".py" == HELPER_NAME:
-        raise BuildError(f"template name {name!r} would replace the runtime helper {HELPER_NAME}; rename it")
+        raise BuildError(f"template name {name!r}: the rendered file would replace the runtime helper {HELPER_NAME}; "
+                         "rename it")
     return module
 
 
@@ -344,8 +352,8 @@ def _top_level(paths: Iterable[str]) -> dict[str, str | None]:
 
 def parse_name(name: str, flag: str) -> str:
     if not rules().secret_name.fullmatch(name):  # an invalid "name" may be a blob: never echoed
-        raise BuildError(f"{flag}: the text before '=' is not a valid secret name; use a letter then letters, "
-                         "digits or _ (at most 64), as in NAME=VALUE")
+        raise BuildError(f"{flag}: the text before '=' is not a valid secret name: a letter followed by letters, "
+                         "digits or _ (at most 64 characters), as in NAME=VALUE")
     return name
 
 
@@ -361,9 +369,8 @@ def check_blob(name: str, blob: bytes) -> bytes:
     if not blob:
         raise BuildError(f"ciphertext {name!r} is empty; pass the CiphertextBlob that KMS Encrypt returned")
     if len(blob) > MAX_CIPHERTEXT_BYTES:
-        raise BuildError(
-            f"ciphertext {name!r} is {len(blob)} bytes, over KMS's {MAX_CIPHERTEXT_BYTES}; is it a KMS CiphertextBlob?"
-        )
+        raise BuildError(f"ciphertext {name!r} is {len(blob)} bytes, over KMS's {MAX_CIPHERTEXT_BYTES}: it must be a "
+                         f"base64 CiphertextBlob of at most {MAX_CIPHERTEXT_BYTES} bytes, as KMS Encrypt returns it")
     return blob
 
 
@@ -371,7 +378,8 @@ def decode_base64(name: str, text: str) -> bytes:
     try:
         return check_blob(name, base64.b64decode(text.strip(), validate=True))
     except (binascii.Error, ValueError):
-        raise BuildError(f"ciphertext {name!r} is not valid base64; pass KMS's CiphertextBlob as base64") from None
+        raise BuildError(f"ciphertext {name!r} is not valid base64: it must be a base64 CiphertextBlob of at most "
+                         f"{MAX_CIPHERTEXT_BYTES} bytes, as KMS Encrypt returns it") from None
 
 
 def collect_ciphertexts(inline: Iterable[str], files: Iterable[str]) -> dict[str, str]:
@@ -576,7 +584,7 @@ def lock_text(pins: Mapping[str, Pin]) -> str:
 
 def platform_tags(runtime: str, architecture: str) -> list[str]:
     """The manylinux tags the runtime's glibc runs, newest first (pip prefers earlier tags)."""
-    machine, newest = ARCHITECTURES[architecture], RUNTIMES[runtime]
+    machine, newest = rules().architectures[architecture], rules().runtimes[runtime]
     tags = []
     for minor in range(newest, 4 if machine == "x86_64" else 16, -1):
         tags.append(f"manylinux_2_{minor}_{machine}")
@@ -589,7 +597,7 @@ def marker_environment(runtime: str, architecture: str) -> dict[str, str]:
     """PEP 508 marker values of the Lambda runtime (not of the host that builds)."""
     version = runtime[len("python"):]
     return {"implementation_name": "cpython", "implementation_version": f"{version}.0", "os_name": "posix",
-            "platform_machine": ARCHITECTURES[architecture], "platform_python_implementation": "CPython",
+            "platform_machine": rules().architectures[architecture], "platform_python_implementation": "CPython",
             "platform_release": "", "platform_system": "Linux", "platform_version": "",
             "python_full_version": f"{version}.0", "python_version": version, "sys_platform": "linux"}
 
@@ -636,7 +644,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def pip_failure(output: str, runtime: str, architecture: str) -> BuildError:
     """pip's failure (its stdout and stderr) as one line that names the package and what to do."""
-    target = f"{runtime} on {architecture} (manylinux, glibc 2.{RUNTIMES[runtime]})"
+    target = f"{runtime} on {architecture} (manylinux, glibc 2.{rules().runtimes[runtime]})"
     missing = re.search(r"No matching distribution found for (\S+)", output)
     versions = re.search(r"satisfies the requirement \S+ \(from versions: ([^)]*)\)", output)
     if re.search(r"No module named '?pip'?", output):
@@ -1034,8 +1042,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
                         help="handler template NAME.py.tmpl; its folder is the function's source")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="zip to write (default dist/lambda.zip)")
-    parser.add_argument("--runtime", default="python3.13", help=f"one of {', '.join(RUNTIMES)}")
-    parser.add_argument("--architecture", default="x86_64", help=f"one of {', '.join(ARCHITECTURES)}")
+    parser.add_argument("--runtime", default="python3.13", help=f"one of {', '.join(rules().runtimes)}")
+    parser.add_argument("--architecture", default="x86_64", help=f"one of {', '.join(rules().architectures)}")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="dependency cache (default $SEALED_BUILD_CACHE_DIR, $XDG_CACHE_HOME/sealed-lambda-build "
                              "or ~/.cache/sealed-lambda-build)")
@@ -1044,9 +1052,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         shown = [re.match(r"-{1,2}[A-Za-z0-9-]+", extra) for extra in extras]
         names = ", ".join(match.group(0) if match else "a value (not shown)" for match in shown)
         raise BuildError(f"unrecognized arguments: {names}; options are written --flag=value; see --help")
-    for option, allowed in (("runtime", RUNTIMES), ("architecture", ARCHITECTURES)):
+    for option, allowed in (("runtime", rules().runtimes), ("architecture", rules().architectures)):
         if getattr(args, option) not in allowed:
-            raise BuildError(f"--{option} must be one of {', '.join(allowed)}")
+            raise BuildError(f"{option} must be one of {', '.join(allowed)} (build_rules.json); pass --{option}="
+                             f"{next(iter(allowed))}, for example")
     if not args.output:
         raise BuildError("--output is empty; give the zip's path")
     args.output = Path(args.output)
