@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import json
+import keyword
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import build
+import interpreters
 
 BLOB = bytes(range(256)) * 2  # stands in for a KMS CiphertextBlob
 BLOB_B64 = base64.b64encode(BLOB).decode()
@@ -526,34 +528,37 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
         assert a.stdout == b.stdout
 
 
-def pythons() -> list[Path]:
-    """Every CPython 3.9+ that pyenv has here (found, not hard-coded)."""
-    pyenv = shutil.which("pyenv")
-    root = os.environ.get("PYENV_ROOT") or (
-        subprocess.run([pyenv, "root"], check=False, capture_output=True, text=True).stdout.strip() if pyenv else "")
-    found = {}
-    for python in sorted(Path(root, "versions").glob("3.*/bin/python3")) if root else []:
-        minor = int(python.parent.parent.name.split(".")[1])
-        if minor >= 9:
-            found[minor] = python
-    return list(found.values())
-
-
 def test_every_supported_python_builds_the_same_bytes(tmp_path):
-    """Terraform runs build.py with the user's python3: 3.9 to 3.13 must agree byte for byte."""
-    interpreters = pythons()
-    if len(interpreters) < 2:
-        pytest.skip("pyenv has fewer than two Pythons 3.9+ here")
+    """Terraform runs build.py with the user's python3: one per Lambda runtime (3.10 to 3.13) must agree."""
     source = copy_tree(tmp_path / "src")
-    digests = set()
-    for python in interpreters:
-        output = tmp_path / f"{python.parent.parent.name}.zip"
-        result = subprocess.run([str(python), str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
+    digests = {}
+    for version, python in interpreters.lambda_pythons().items():
+        output = tmp_path / f"{version}.zip"
+        result = subprocess.run([python, str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
                                  f"--template={source / 'handler.py.tmpl'}", f"--output={output}"],
                                 check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (python, result.stderr)
-        digests.add(result.stdout.splitlines()[-1])
-    assert len(digests) == 1, interpreters
+        digests[version] = result.stdout.splitlines()[-1]
+    assert sorted(digests) == ["3.10", "3.11", "3.12", "3.13"]
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_the_runtimes_and_architectures_are_listed_once(root):
+    """build_rules.json is their one home: no list of them in build.py or the module's Terraform files."""
+    raw = json.loads((root / "build_rules.json").read_text())
+    assert list(raw["runtimes"]) == ["python3.10", "python3.11", "python3.12", "python3.13"]
+    assert {name: value["glibc"] for name, value in raw["runtimes"].items()} == {
+        "python3.10": "2.26", "python3.11": "2.26", "python3.12": "2.34", "python3.13": "2.34"}
+    assert build.rules().architectures == {"arm64": "aarch64", "x86_64": "x86_64"}
+    for name in ["build.py", *sorted(path.name for path in root.glob("*.tf"))]:
+        text = (root / name).read_text()
+        runtimes = set(re.findall(r"python3\.\d+", text))
+        assert len(runtimes) <= 1, f"{name} names runtimes {sorted(runtimes)}: read them from build_rules.json"
+        assert "aarch64" not in text, f"{name} names a machine: read it from build_rules.json"
+
+
+def test_the_python_keywords_rule_is_pythons_own_list():
+    assert build.rules().python_keywords == frozenset(keyword.kwlist)
 
 
 def test_a_changed_data_file_rebuilds_and_touched_bytecode_does_not(tmp_path):
