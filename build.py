@@ -110,7 +110,7 @@ class Tree(NamedTuple):
 
     files: dict[str, bytes]
     executables: frozenset[str]
-    owners: dict[str, str]  # top-level path component -> "name==version" or SOURCE
+    owners: dict[str, str]  # top-level path component -> "name==version" of the dependency that brought it
 
 
 class _Found(NamedTuple):
@@ -435,11 +435,8 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
     found = _walk(source_dir, _excluded, "source folder", _terraform_file)
     if template_path.name not in {item.path for item in found}:
         raise BuildError(f"handler template {str(template_path)!r} is left out by build_rules.json; rename it")
-    total = sum(item.size for item in found)
-    if total > MAX_UNZIPPED_BYTES:
-        largest = ", ".join(f"{item.path} ({_mb(item.size)})" for item in sorted(found, key=lambda i: -i.size)[:3])
-        raise BuildError(f"{SOURCE} {str(source_dir)!r} holds {total} bytes, over Lambda's unzipped limit of "
-                         f"{MAX_UNZIPPED_BYTES} (largest: {largest}); move large files out of it")
+    check_size(f"{SOURCE} {str(source_dir)!r} holds", sum(item.size for item in found), MAX_UNZIPPED_BYTES,
+               "unzipped", {item.path: item.size for item in found}, {})
     files = _read_listed(source_dir, [item for item in found if item.path != template_path.name],
                          MAX_UNZIPPED_BYTES, f"{SOURCE} file")
     if len(files.get(REQUIREMENTS, b"")) > MAX_TEXT_BYTES:
@@ -456,12 +453,7 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the runtime helper; rename it")
     files[rendered] = render_handler(template, ciphertexts).encode("utf-8")
     files[HELPER_NAME] = read_regular_file(HELPER, MAX_TEXT_BYTES, "runtime helper")
-    return Tree(files, frozenset(), {component: SOURCE for component in _top_level(files)})
-
-
-def package_entries(template_path: Path, ciphertexts: Mapping[str, str]) -> dict[str, bytes]:
-    """The files of a package without dependencies (see ``build_package`` for the whole)."""
-    return source_tree(template_path, ciphertexts).files
+    return Tree(files, frozenset(), {})  # a source file is reported by its own path
 
 
 # --- dependencies -----------------------------------------------------------------------------
@@ -633,56 +625,53 @@ def pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {**{key: value for key, value in environ.items() if key in PASSED_TO_PIP}, **PIP_SETTINGS}
 
 
-_UNREACHABLE = re.compile(r"NewConnectionError|Failed to establish a new connection|ConnectTimeoutError|"
-                          r"ReadTimeoutError|ProxyError|SSLError|Name or service not known|name resolution")
+# pip's failures, recognised by their text (recorded from pip 23.0.1 and 24.2 in
+# tests/unit/fixtures/pip_output/): the first pattern that matches gives the message, with its named groups
+# and {target}/{runtime}. Anything else is reported with pip's own last lines.
+PIP_FAILURES: tuple[tuple[str, str], ...] = (
+    (r"NewConnectionError|Failed to establish a new connection|ConnectTimeoutError|ReadTimeoutError|ProxyError|"
+     r"SSLError|Name or service not known|name resolution",
+     "pip could not reach the package index; check the network, PIP_INDEX_URL, HTTPS_PROXY or PIP_CERT "
+     "(a warm cache builds offline)"),
+    (r"DO NOT MATCH THE HASHES(?s:.*?)\n\s+(?P<package>\S+==\S+) from",
+     "{package}: the downloaded file does not match the --hash in requirements.txt; regenerate the hashes "
+     "(pip-compile --generate-hashes) or check your index"),
+    (r"(?:must have their versions pinned with ==|Hashes are required in --require-hashes mode)(?s:.*?)\n\s+\S+"
+     r" from \S*/(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-/\s]+)-\S*\.whl",
+     "requirements.txt uses --hash, so every package pip installs needs a pinned line with its hash; add "
+     "{name}=={version} with its hash (pip-compile --generate-hashes writes them)"),
+    (r"The conflict is caused by:\n(?P<detail>(?:[ \t]+\S.*\n?)+)",
+     "the pins in requirements.txt conflict: {detail}; change the pins so they agree (regenerate the lock with "
+     "pip-compile)"),
+    (r"Package '(?P<package>[^']+)' requires a different Python",
+     "{package} does not support {runtime}; pin a version that does, or change --runtime"),
+    (r"satisfies the requirement (?P<package>\S+) \(from versions: none\)",
+     "no wheel of {package} for {target}; the package may publish only a source distribution: pin a version "
+     "that has such a wheel, or build one and serve it with PIP_FIND_LINKS"),
+    (r"satisfies the requirement (?P<package>\S+) \(from versions: (?:[^)]*?, )??"  # the last five at most:
+     r"(?P<versions>(?:[^,)]+, ){0,4}[^,)]+)\)",
+     "{package} has no wheel for {target} at that version; versions with one include {versions}: pin one of them"),
+)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: str, limit: int = 600) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pip_failure(output: str, runtime: str, architecture: str) -> BuildError:
-    """pip's failure (its stdout and stderr) as one line that names the package and what to do."""
+    """pip's failure (its stdout and stderr) as one line: the table's message, or pip's own last lines."""
     target = f"{runtime} on {architecture} (manylinux, glibc 2.{rules().runtimes[runtime]})"
-    missing = re.search(r"No matching distribution found for (\S+)", output)
-    versions = re.search(r"satisfies the requirement \S+ \(from versions: ([^)]*)\)", output)
-    if re.search(r"No module named '?pip'?", output):
-        return BuildError(f"{sys.executable} has no pip, and {REQUIREMENTS} needs it; install pip for it "
-                          "(python -m ensurepip) or run build.py with a Python that has pip")
-    if _UNREACHABLE.search(output):
-        what = f" to fetch {missing[1]}" if missing else ""
-        return BuildError(f"pip could not reach the package index{what}; check the network, "
-                          "PIP_INDEX_URL, HTTPS_PROXY or PIP_CERT (a warm cache builds offline)")
-    if missing:
-        if not versions or versions[1].strip() == "none":
-            return BuildError(f"no wheel of {missing[1]} for {target}; the package may publish only a source "
-                              "distribution: pin a version that has such a wheel, or build one and serve it "
-                              "with PIP_FIND_LINKS")
-        choices = ", ".join(versions[1].split(", ")[-5:])
-        return BuildError(f"{missing[1]} has no wheel for {target} at that version; versions with one "
-                          f"include {choices}: pin one of them")
-    if "DO NOT MATCH THE HASHES" in output:
-        names = ", ".join(sorted(set(re.findall(r"^\s+(\S+==\S+) from ", output, re.MULTILINE)))) or "a package"
-        return BuildError(f"{names}: the downloaded file does not match the --hash in {REQUIREMENTS}; "
-                          "regenerate the hashes (pip-compile --generate-hashes) or check your index")
-    unhashed = re.search(r"Hashes are required in --require-hashes mode|must have their versions pinned", output)
-    if unhashed:  # pip lists each package with the URL of the wheel it chose
-        wheels = re.findall(r"/([A-Za-z0-9_.]+)-([A-Za-z0-9_.!+]+)-[^/\s]*\.whl", output[unhashed.end():])
-        names = " ".join(sorted({f"{canonical_name(name)}=={version}" for name, version in wheels})) or "them"
-        return BuildError(f"{REQUIREMENTS} uses --hash, so every package pip installs needs a pinned line with "
-                          f"its hash; add {names} with their hashes (pip-compile --generate-hashes writes them)")
-    if "ResolutionImpossible" in output or "conflicting dependencies" in output:
-        cause = re.search(r"The conflict is caused by:\n((?:[ \t]+\S.*\n?)+)", output)
-        detail = "; ".join(line.strip() for line in cause[1].splitlines()) if cause else "see pip's resolver"
-        return BuildError(_one_line(f"the pins in {REQUIREMENTS} conflict: {detail}; change the pins so "
-                                    "they agree (regenerate the lock with pip-compile)", 600))
-    python = re.search(r"Package '([^']+)' requires a different Python", output)
-    if python:
-        return BuildError(f"{python[1]} does not support {runtime}; pin a version that does, or change --runtime")
-    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
-    last = _one_line(errors[-1] if errors else (output.strip().splitlines() or ["no output"])[-1])
-    return BuildError(f"pip could not install {REQUIREMENTS} for {target}: {last}")
+    for pattern, message in PIP_FAILURES:
+        found = re.search(pattern, output)
+        if found:
+            fields = {key: "; ".join(line.strip() for line in value.splitlines() if line.strip())
+                      for key, value in found.groupdict().items()}
+            if "name" in fields:
+                fields["name"] = canonical_name(fields["name"])
+            return BuildError(_one_line(message.format(target=target, runtime=runtime, **fields)))
+    last = [line.strip() for line in output.splitlines() if line.strip()][-3:] or ["(nothing)"]
+    return BuildError(_one_line(f"pip could not fetch {REQUIREMENTS} for {target}; pip said: {' / '.join(last)}"))
 
 
 def _keep_installed(path: str) -> bool:
@@ -700,28 +689,35 @@ def _mb(size: int) -> str:
 _WHEEL_NAME = re.compile(r"(?P<name>[^-]+)-(?P<version>[^-]+)(?:-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl")
 
 
-def _wheel_files(filename: str, data: bytes) -> Iterator[tuple[str, bytes, bool]]:
-    """What pip --target installs from a wheel: (path, bytes, executable). Its code is never run."""
+def _wheel_entries(filename: str, data: bytes) -> list[tuple[str, zipfile.ZipInfo]]:
+    """What pip --target installs from a wheel: (path, the member that holds it). Its code is never run."""
+    entries = []
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                parts = info.filename.split("/")
-                if info.is_dir():
-                    continue
-                if info.filename.startswith("/") or ".." in parts or "" in parts or "\\" in info.filename:
-                    raise BuildError(f"wheel {filename} holds the path {info.filename!a}, outside its folder; "
-                                     "it is not a valid wheel: pin another version")
-                if parts[0].endswith(".data") and len(parts) > 2:
-                    if parts[1] not in ("purelib", "platlib", "data"):  # scripts, headers: not importable
-                        continue
-                    parts = parts[2:]
-                path = "/".join(parts)
-                if _keep_installed(path):
-                    _check_path(path, f"wheel {filename}")
-                    mode = info.external_attr >> 16
-                    yield path, archive.read(info), bool(mode and stat.S_ISREG(mode) and mode & 0o111)  # as pip
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError):
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
         raise BuildError(f"{filename} is not a valid wheel; pin another version") from None
+    for info in infos:
+        parts = info.filename.split("/")
+        if info.is_dir():
+            continue
+        if info.filename.startswith("/") or ".." in parts or "" in parts or "\\" in info.filename:
+            raise BuildError(f"wheel {filename} holds the path {info.filename!a}, outside its folder; it is not "
+                             "a valid wheel: pin another version")
+        if parts[0].endswith(".data") and len(parts) > 2:
+            if parts[1] not in ("purelib", "platlib", "data"):  # scripts, headers: not importable
+                continue
+            parts = parts[2:]
+        path = "/".join(parts)
+        if _keep_installed(path):
+            _check_path(path, f"wheel {filename}")
+            entries.append((path, info))
+    return entries
+
+
+def _is_executable(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return bool(mode and stat.S_ISREG(mode) and mode & 0o111)  # as pip decides
 
 
 def _wheel_pin(filename: str, pins: Mapping[str, Pin]) -> tuple[str, Pin | None]:
@@ -762,23 +758,33 @@ def wheels_tree(wheels: Mapping[str, bytes], pins: Mapping[str, Pin]) -> Tree:
         raise BuildError(f"{REQUIREMENTS} must pin every package pip installs (a full lock, each pin's marker "
                          f"true for the runtime); add {' '.join(unpinned)} (the versions pip chose)")
     if not hashes_match(wheels, pins):
-        names = ", ".join(label for filename, (label, _) in sorted(labels.items())
-                          if not _hash_matches(wheels[filename], labels[filename][1].hashes))  # type: ignore[union-attr]
+        names = ", ".join(label for filename, (label, pin) in sorted(labels.items())
+                          if pin is not None and not _hash_matches(wheels[filename], pin.hashes))
         raise BuildError(f"{names}: the downloaded file does not match the --hash in {REQUIREMENTS}; "
                          "regenerate the hashes (pip-compile --generate-hashes) or check your index")
-    files: dict[str, bytes] = {}
-    executables: set[str] = set()
+    members = {filename: _wheel_entries(filename, wheels[filename]) for filename in sorted(wheels)}
     owners: dict[str, str] = {}
-    for filename in sorted(wheels):
-        label = labels[filename][0]
-        for path, data, executable in _wheel_files(filename, wheels[filename]):
+    sizes: dict[str, int] = {}
+    for filename, entries in members.items():
+        for path, info in entries:
             top = path.split("/", 1)[0]
-            if path in files:
-                raise BuildError(f"{label} and {owners[top]} both install {path!r}; drop one from {REQUIREMENTS}")
-            files[path] = data
-            owners.setdefault(top, label)
-            if executable:
-                executables.add(path)
+            if path in sizes:
+                raise BuildError(f"{labels[filename][0]} and {owners[top]} both install {path!r}; drop one from "
+                                 f"{REQUIREMENTS}")
+            owners.setdefault(top, labels[filename][0])
+            sizes[path] = info.file_size
+    check_size(f"{REQUIREMENTS} installs", sum(sizes.values()), MAX_UNZIPPED_BYTES, "unzipped", sizes, owners)
+    files: dict[str, bytes] = {}
+    executables = set()
+    for filename, entries in members.items():
+        try:
+            with zipfile.ZipFile(io.BytesIO(wheels[filename])) as archive:
+                for path, info in entries:
+                    files[path] = archive.read(info)  # never more than the size checked above
+                    if _is_executable(info):
+                        executables.add(path)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError):
+            raise BuildError(f"{filename} is not a valid wheel; pin another version") from None
     return Tree(files, frozenset(executables), owners)
 
 
@@ -921,14 +927,20 @@ def merge(source: Tree, deps: Tree) -> Tree:
     return Tree({**source.files, **deps.files}, deps.executables, {**deps.owners, **source.owners})
 
 
-def _over_limit(what: str, limit: int, kind: str, sizes: Mapping[str, int], owners: Mapping[str, str]) -> str:
+def check_size(what: str, total: int, limit: int, kind: str, sizes: Mapping[str, int],
+               owners: Mapping[str, str]) -> None:
+    """The one report of every size limit: the total, Lambda's limit, and the three largest parts (a
+    dependency by its name==version, a source file by its path)."""
+    if total <= limit:
+        return
     by_owner: dict[str, int] = {}
     for path, size in sizes.items():
-        owner = owners.get(path.split("/", 1)[0], SOURCE)
+        owner = owners.get(path.split("/", 1)[0], path)
         by_owner[owner] = by_owner.get(owner, 0) + size
     largest = ", ".join(f"{owner} {_mb(size)}" for owner, size in sorted(by_owner.items(), key=lambda i: -i[1])[:3])
-    return (f"{what}, over Lambda's {kind} limit of {limit} bytes (largest: {largest}); drop packages from "
-            f"{REQUIREMENTS}, move them to a Lambda layer, or shrink {SOURCE}")
+    raise BuildError(f"{what} {total} bytes, over Lambda's {kind} limit of {limit} bytes (largest: {largest}); "
+                     f"drop packages from {REQUIREMENTS}, move them to a Lambda layer, or move large files out of "
+                     f"{SOURCE}")
 
 
 def build_zip(entries: Mapping[str, bytes], executables: Collection[str] = (), *, compresslevel: int = 6) -> bytes:
@@ -956,13 +968,9 @@ def build_package(template_path: Path, ciphertexts: Mapping[str, str], runtime: 
                                     cache_dir or default_cache_dir(os.environ))
     package = merge(source, deps)
     sizes = {name: len(data) for name, data in package.files.items()}
-    if sum(sizes.values()) > MAX_UNZIPPED_BYTES:
-        raise BuildError(_over_limit(f"the package is {sum(sizes.values())} bytes unzipped", MAX_UNZIPPED_BYTES,
-                                     "unzipped", sizes, package.owners))
+    check_size("the package unzips to", sum(sizes.values()), MAX_UNZIPPED_BYTES, "unzipped", sizes, package.owners)
     data = build_zip(package.files, package.executables)
-    if len(data) > MAX_ZIPPED_BYTES:
-        raise BuildError(_over_limit(f"the zip is {len(data)} bytes", MAX_ZIPPED_BYTES, "zipped (direct upload)",
-                                     sizes, package.owners))
+    check_size("the zip is", len(data), MAX_ZIPPED_BYTES, "zipped (direct upload)", sizes, package.owners)
     return data, commit
 
 

@@ -21,7 +21,8 @@ import build
 pytestmark = pytest.mark.terraform
 
 BLOB = base64.b64encode(bytes(range(200))).decode()
-TEMPLATE = "import sealed_secrets\nsealed_secrets.register(__SEALED_CIPHERTEXTS__)\n\n\ndef handler(event, context):\n    return None\n"
+TEMPLATE = ("import sealed_secrets\nsealed_secrets.register(__SEALED_CIPHERTEXTS__)\n\n\n"
+            "def handler(event, context):\n    return None\n")
 
 
 class Case(NamedTuple):
@@ -37,7 +38,8 @@ class Case(NamedTuple):
 
 def case(reason: str | None, *, name: str = "token", blob: str = BLOB, runtime: str = "python3.13",
          architecture: str = "x86_64", template: str = "handler.py.tmpl", files: tuple[str, ...] = ()) -> Case:
-    variables = {"encrypted_secrets": f'{{ "{name}" = "{blob}" }}', "runtime": f'"{runtime}"', "architectures": f'["{architecture}"]'}
+    variables = {"encrypted_secrets": f'{{ "{name}" = "{blob}" }}', "runtime": f'"{runtime}"',
+                 "architectures": f'["{architecture}"]'}
     flags = [f"--ciphertext={name}={blob}", f"--runtime={runtime}", f"--architecture={architecture}"]
     return Case(variables, flags, reason, template, files)
 

@@ -73,7 +73,7 @@ def test_render_requires_exactly_one_placeholder(template):
 
 def test_shipped_template_renders_to_valid_python_that_registers_the_ciphertexts(root):
     # lambda_src is the default source folder: its sealed_secrets.py IS the helper, not a conflict.
-    entries = build.package_entries(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64})
+    entries = build.source_tree(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64}).files
     assert "handler.py.tmpl" not in entries
     assert {"handler.py", "sealed_secrets.py"} <= set(entries)
     assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
@@ -200,7 +200,7 @@ def test_template_names_that_lambda_cannot_import_or_that_shadow_the_helper_are_
 
 def test_a_whole_source_folder_is_packaged_with_the_rendered_handler_and_the_helper(tmp_path, root):
     source = copy_tree(tmp_path / "src")
-    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
     expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", "sealed_secrets.py"]
     assert sorted(entries) == sorted(expected)
     assert entries["app/data/données [1].txt"] == "donnée\n".encode()
@@ -234,14 +234,14 @@ def test_nothing_in_the_source_folder_may_shadow_the_handler_or_the_helper(tmp_p
     (source / name).parent.mkdir(parents=True, exist_ok=True)
     (source / name).write_text(content)
     with pytest.raises(build.BuildError, match=message):
-        build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+        build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
 
 
 def test_a_copy_of_the_helper_in_the_source_folder_is_the_helper(tmp_path, root):
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
     shutil.copy(root / "lambda_src" / "sealed_secrets.py", source / "sealed_secrets.py")
-    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
     assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
 
 
@@ -472,24 +472,42 @@ def test_a_fresh_download_is_cached_only_once_the_whole_package_is_good(tmp_path
     assert "pkg/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
 
 
-def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
+def test_every_size_limit_is_reported_by_one_path_naming_the_largest_parts(monkeypatch, tmp_path):
     mb = 2**20
     sizes = {"numpy/core.so": 200 * mb, "numpy/x.py": 10 * mb, "idna/__init__.py": 5 * mb, "app.py": mb}
-    message = build._over_limit("the package is 226492416 bytes unzipped", 100 * mb, "unzipped", sizes,
-                                {"numpy": "numpy==2.1.3", "idna": "idna==3.10"})
-    assert message == ("the package is 226492416 bytes unzipped, over Lambda's unzipped limit of 104857600 bytes "
-                       "(largest: numpy==2.1.3 210.00 MB, idna==3.10 5.00 MB, the source folder 1.00 MB); drop "
-                       "packages from requirements.txt, move them to a Lambda layer, or shrink the source folder")
+    with pytest.raises(build.BuildError, match=re.escape(
+            "the package unzips to 226492416 bytes, over Lambda's unzipped limit of 104857600 bytes (largest: "
+            "numpy==2.1.3 210.00 MB, idna==3.10 5.00 MB, app.py 1.00 MB); drop packages from requirements.txt, move "
+            "them to a Lambda layer, or move large files out of the source folder")):
+        build.check_size("the package unzips to", sum(sizes.values()), 100 * mb, "unzipped", sizes,
+                         {"numpy": "numpy==2.1.3", "idna": "idna==3.10"})
+    build.check_size("at the limit", 100 * mb, 100 * mb, "unzipped", sizes, {})  # the limit itself is allowed
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
     (source / "app" / "data" / "noise.bin").write_bytes(os.urandom(300_000))
     monkeypatch.setattr(build, "MAX_ZIPPED_BYTES", 200_000)
     with pytest.raises(build.BuildError, match=r"the zip is 3\d{5} bytes, over Lambda's zipped \(direct upload\) "
-                                               r"limit of 200000 bytes \(largest: the source folder 0\.3"):
+                                               r"limit of 200000 bytes \(largest: app/data/noise\.bin 0\.29 MB"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
     monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 250_000)
-    with pytest.raises(build.BuildError, match=r"unzipped limit of 250000 \(largest: app/data/noise\.bin"):
+    with pytest.raises(build.BuildError, match=r"holds 3\d{5} bytes, over Lambda's unzipped limit of 250000 bytes "
+                                               r"\(largest: app/data/noise\.bin"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+    big = {"big-1.0-py3-none-any.whl": make_wheel("big", "1.0", {"big/blob.bin": b"\0" * 300_000})}
+    with pytest.raises(build.BuildError, match=r"requirements.txt installs 3\d{5} bytes, over Lambda's unzipped "
+                                               r"limit of 250000 bytes \(largest: big==1.0 0\.29 MB"):
+        build.wheels_tree(big, pins_of("big==1.0\n"))
+
+
+def test_no_function_of_build_py_is_used_only_by_the_tests(root):
+    """Every top-level function build.py defines is called by build.py itself, but source_files: the list
+    of the exclude rule that Terraform's fileset() must agree with (tests/test_terraform.py proves it)."""
+    source = (root / "build.py").read_text()
+    tree = ast.parse(source)
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | {
+        node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert defined - used == {"source_files"}, sorted(defined - used)
 
 
 # --- the CLI -------------------------------------------------------------------------------
@@ -666,8 +684,8 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
                                    "'app/passwd' is a symbolic link"),
         "FIFO in source": lambda: ([ok, source("fifo_src", lambda f: os.mkfifo(f / "app" / "pipe"))],
                                    "'app/pipe' is not a regular file"),
-        "source over 250 MB": lambda: ([ok, source("huge", huge_file)],
-                                       "over Lambda's unzipped limit of 262144000 (largest: app/data/config.json"),
+        "source over 250 MB": lambda: ([ok, source("huge", huge_file)], "over Lambda's unzipped limit of 262144000 "
+                                                                        "bytes (largest: app/data/config.json"),
         "output inside source": lambda: ([ok, source("inside"), f"--output={tmp_path / 'inside' / 'dist' / 'fn.zip'}"],
                                          "--output is inside the template's folder"),
         "cache inside source": lambda: ([ok, source("cache", write("requirements.txt", "idna==3.10\n")),
@@ -791,3 +809,43 @@ def test_terraform_sources_and_lookalikes_are_not_working_files(tmp_path, name):
     (source / name).parent.mkdir(parents=True, exist_ok=True)
     (source / name).write_text("x\n")
     assert name in build.source_files(source)
+
+
+# --- pip's failures: one table, tested on what two pip versions really print -------------------
+
+PIP_OUTPUT = FIXTURES / "pip_output"
+TARGET = "python3.13 on x86_64 (manylinux, glibc 2.34)"
+PIP_CASES = {  # recorded by tests/unit/fixtures/pip_output/record.py -> the one line build.py must say
+    "no_wheel": f"no wheel of docopt==0.6.2 for {TARGET}; the package may publish only a source distribution",
+    "no_such_version": f"dep==9.9 has no wheel for {TARGET} at that version; versions with one include 1.0, 2.0",
+    "hash_mismatch": "dep==2.0: the downloaded file does not match the --hash in requirements.txt",
+    "unhashed_dependency": "requirements.txt uses --hash, so every package pip installs needs a pinned line with "
+                           "its hash; add dep==2.0 with its hash",
+    "conflict": "the pins in requirements.txt conflict: The user requested dep==1.0; app 1.0 depends on dep>=2;",
+    "requires_another_python": "future does not support python3.13; pin a version that does",
+    "unreachable": "pip could not reach the package index",
+}
+
+
+def test_pip_output_was_recorded_from_two_pip_versions():
+    versions = sorted(path.name for path in PIP_OUTPUT.glob("pip-*"))
+    assert len(versions) >= 2, versions
+    for version in versions:
+        assert sorted(path.stem for path in (PIP_OUTPUT / version).glob("*.txt")) == sorted(PIP_CASES), version
+
+
+@pytest.mark.parametrize("version", sorted(path.name for path in PIP_OUTPUT.glob("pip-*")))
+@pytest.mark.parametrize("case", sorted(PIP_CASES))
+def test_each_recorded_pip_failure_is_one_line_that_says_what_to_do(version, case):
+    output = (PIP_OUTPUT / version / f"{case}.txt").read_text()
+    message = str(build.pip_failure(output, "python3.13", "x86_64"))
+    assert PIP_CASES[case] in message
+    assert "\n" not in message and len(message) <= 600
+
+
+def test_a_pip_failure_no_pattern_knows_passes_pips_last_lines_through():
+    output = "Looking in indexes: https://mirror/simple\nCollecting x\nERROR: a failure pip has never printed before\n"
+    message = str(build.pip_failure(output, "python3.12", "arm64"))
+    assert message == ("pip could not fetch requirements.txt for python3.12 on arm64 (manylinux, glibc 2.34); pip "
+                       "said: Looking in indexes: https://mirror/simple / Collecting x / ERROR: a failure pip has "
+                       "never printed before")

@@ -119,7 +119,8 @@ def test_markupsafe_for_x86_64_python313_is_an_x86_64_extension_that_cpython_313
              "s = markupsafe._speedups; "
              "print(type(s.__spec__.loader).__name__, s.__file__.startswith(sys.path[0]), "
              "markupsafe._escape_inner is s._escape_inner, handler.handler({'text': '<b>'}, None))")
-    loaded = subprocess.run([interpreters.python("3.13"), "-I", "-c", probe], check=False, capture_output=True, text=True, cwd=task,
+    loaded = subprocess.run([interpreters.python("3.13"), "-I", "-c", probe], check=False, capture_output=True,
+                            text=True, cwd=task,
                             timeout=60)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["ExtensionFileLoader", "True", "True", "&lt;b&gt;"]
