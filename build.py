@@ -7,7 +7,8 @@
 The template's folder is the function's source: every file in it, at any depth, goes into the zip except
 what the ``exclude`` rule of ``build_rules.json`` drops; the template itself is replaced by the rendered
 ``<stem>.py``; ``lambda_src/sealed_secrets.py`` goes in at the root. A ``requirements.txt`` there (a full
-``==`` lock) is installed for ``--runtime``/``--architecture`` with pip's manylinux wheels, cached by content.
+``==`` lock) is parsed, its wheels for ``--runtime``/``--architecture`` fetched by an isolated ``pip download
+--only-binary=:all:`` and unpacked by build.py (no package code runs); cached wheels are checked on every read.
 
 With no ciphertext flags the ciphertexts come from this module's Terraform output ``ciphertexts``. The
 zip's base64 SHA-256 (Lambda's ``CodeSha256``) is the last line printed. Same inputs give the same bytes
@@ -32,6 +33,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import types
 import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -485,9 +487,9 @@ def _packaging() -> Any:
         except ImportError:
             raise BuildError(f"{sys.executable} has no pip, and {REQUIREMENTS} needs it; install pip for it "
                              "(python -m ensurepip) or run build.py with a Python that has pip") from None
-    return argparse.Namespace(Marker=markers.Marker, Requirement=requirements.Requirement,
-                              InvalidRequirement=requirements.InvalidRequirement, Version=version.Version,
-                              InvalidVersion=version.InvalidVersion)
+    return types.SimpleNamespace(Marker=markers.Marker, Requirement=requirements.Requirement,
+                                 InvalidRequirement=requirements.InvalidRequirement, Version=version.Version,
+                                 InvalidVersion=version.InvalidVersion)
 
 
 _HASH = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
