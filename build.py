@@ -543,13 +543,18 @@ def _parse_line(number: int, line: str) -> Pin:
 
 
 def parse_requirements(text: str) -> list[Pin]:
-    """Every line of the lock, parsed; comments, blank lines and ``\\`` continuations as pip reads them."""
-    pins = []
-    lines = text.replace("\\\r\n", "").replace("\\\n", "").splitlines()
-    for number, line in enumerate(lines, start=1):
-        line = re.sub(r"(?:^|\s)#.*", "", line).strip()
+    """Every line of the lock, parsed; comments, blank lines and ``\\`` continuations as pip reads them. A
+    line is numbered by its first physical line, as pip numbers it."""
+    pins, logical, first = [], "", 1
+    for number, physical in enumerate([*text.splitlines(), ""], start=1):
+        if not logical:
+            first = number
+        if physical.endswith("\\"):
+            logical += physical[:-1]
+            continue
+        line, logical = re.sub(r"(?:^|\s)#.*", "", logical + physical).strip(), ""
         if line:
-            pins.append(_parse_line(number, line))
+            pins.append(_parse_line(first, line))
     return pins
 
 

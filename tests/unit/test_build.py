@@ -301,6 +301,13 @@ def test_unpinned_lines_and_options_are_refused_by_line_without_echoing_them(lin
     assert "token" not in str(raised.value).lower()
 
 
+def test_a_line_is_numbered_by_its_first_physical_line_as_pip_numbers_it():
+    text = "idna==3.10 \\\n    --hash=sha256:" + "ab" * 32 + "\n# comment\n\njinja2==3.1.4 \\\n  --no-deps\n"
+    with pytest.raises(build.BuildError, match=r"line 5: option --no-deps is not accepted"):
+        build.parse_requirements(text)
+    assert [pin.line for pin in build.parse_requirements("a==1 \\\n --hash=sha256:" + "0" * 64 + "\nb==2")] == [1, 3]
+
+
 def test_a_name_pinned_twice_for_the_runtime_is_refused_and_markers_may_split_it():
     pins = build.parse_requirements('idna==3.7 ; python_version < "3.12"\nidna==3.10 ; python_version >= "3.12"\n')
     assert build.active_pins(pins, "python3.11", "x86_64")["idna"].version == "3.7"
