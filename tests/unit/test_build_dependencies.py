@@ -366,3 +366,20 @@ def test_a_pin_its_marker_switches_off_does_not_pin_and_the_dependency_may_not_f
     result = run_build(source_with(tmp_path / "src", lock), output, cache, env=fresh_env(tmp_path))
     assert_one_error(result, "must pin every package pip installs", "add markupsafe==")
     assert_nothing_written(tmp_path, output, cache)
+
+
+def test_nothing_on_the_machine_undoes_only_binary_or_changes_what_is_installed(tmp_path, warm_cache):
+    """A pip.conf and PIP_* variables that would build sdists, add a constraint or another index are ignored."""
+    reference = run_build(source_with(tmp_path / "ref", "idna==3.10\n"), tmp_path / "ref.zip", warm_cache,
+                          env=fresh_env(tmp_path))
+    assert reference.returncode == 0, reference.stderr
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nno-binary = :all:\nindex-url = http://127.0.0.1:9/simple\n")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("idna==3.7\n")
+    hostile = fresh_env(tmp_path, PIP_CONFIG_FILE=str(conf), PIP_NO_BINARY=":all:", PIP_ONLY_BINARY=":none:",
+                        PIP_CONSTRAINT=str(constraints), PIP_PRE="1", PIP_NO_DEPS="1")
+    output, cache = tmp_path / "fn.zip", tmp_path / "cold-cache"
+    result = run_build(source_with(tmp_path / "src", "idna==3.10\n"), output, cache, env=hostile)
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes() == (tmp_path / "ref.zip").read_bytes()
