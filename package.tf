@@ -63,6 +63,14 @@ resource "terraform_data" "package" {
       error_message = "handler_template: no file at that path; point it at your *.py.tmpl."
     }
     precondition {
+      condition     = !fileexists(local.template) || can(file(local.template))
+      error_message = "handler_template is not UTF-8 text; save it as UTF-8."
+    }
+    precondition {
+      condition     = !can(file(local.template)) || length(regexall("__SEALED_CIPHERTEXTS__", try(file(local.template), ""))) == 1
+      error_message = "handler_template must contain __SEALED_CIPHERTEXTS__ exactly once (found ${length(regexall("__SEALED_CIPHERTEXTS__", try(file(local.template), "")))}): build.py puts the ciphertexts there."
+    }
+    precondition {
       condition     = length(local.terraform_files) == 0
       error_message = "handler_template's folder holds Terraform's working files (${join(", ", slice(local.terraform_files, 0, min(3, length(local.terraform_files))))}): the source folder is packaged whole, so state, variable values or saved plans, plaintexts included, would go into the package; keep the template's folder apart from the Terraform configuration."
     }

@@ -34,14 +34,16 @@ class Case(NamedTuple):
     reason: str | None
     template: str = "handler.py.tmpl"
     files: tuple[str, ...] = ()
+    content: bytes = TEMPLATE.encode()
 
 
 def case(reason: str | None, *, name: str = "token", blob: str = BLOB, runtime: str = "python3.13",
-         architecture: str = "x86_64", template: str = "handler.py.tmpl", files: tuple[str, ...] = ()) -> Case:
+         architecture: str = "x86_64", template: str = "handler.py.tmpl", files: tuple[str, ...] = (),
+         content: bytes = TEMPLATE.encode()) -> Case:
     variables = {"encrypted_secrets": f'{{ "{name}" = "{blob}" }}', "runtime": f'"{runtime}"',
                  "architectures": f'["{architecture}"]'}
     flags = [f"--ciphertext={name}={blob}", f"--runtime={runtime}", f"--architecture={architecture}"]
-    return Case(variables, flags, reason, template, files)
+    return Case(variables, flags, reason, template, files, content)
 
 
 NAME = "a letter followed by letters, digits or _ (at most 64 characters)"
@@ -67,6 +69,11 @@ CASES = {
     "template with a dash": case(IMPORTABLE, template="my-handler.py.tmpl"),
     "template named like the helper": case("would replace the runtime helper", template="sealed_secrets.py.tmpl"),
     "template without .py": case("a path to <module>.py.tmpl", template="handler.tmpl"),
+    "template without the placeholder": case("must contain __SEALED_CIPHERTEXTS__ exactly once (found 0)",
+                                             content=b"def handler(event, context):\n    return None\n"),
+    "template with the placeholder twice": case("must contain __SEALED_CIPHERTEXTS__ exactly once (found 2)",
+                                                content=(TEMPLATE + "# __SEALED_CIPHERTEXTS__\n").encode()),
+    "template not UTF-8": case("is not UTF-8", content="# Grüße\n".encode("latin-1") + TEMPLATE.encode()),
     "runtime python3.9 (deprecated by Lambda)": case(f"runtime must be one of {RUNTIMES} (build_rules.json)",
                                                      runtime="python3.9"),
     "runtime python3.14 (not in the rules)": case(f"runtime must be one of {RUNTIMES} (build_rules.json)",
@@ -87,7 +94,7 @@ def slug(name: str) -> str:
 def source_folder(base: Path, name: str, item: Case) -> Path:
     folder = base / slug(name)
     folder.mkdir(parents=True)
-    (folder / item.template).write_text(TEMPLATE)
+    (folder / item.template).write_bytes(item.content)
     for file in item.files:
         (folder / file).parent.mkdir(parents=True, exist_ok=True)
         (folder / file).write_text('db_password = "hunter2"\n')
