@@ -408,8 +408,7 @@ def render_handler(template: str, ciphertexts: Mapping[str, str]) -> str:
         raise BuildError("no ciphertexts to seal; pass --ciphertext NAME=BASE64 or apply the Terraform module first")
     count = template.count(PLACEHOLDER)
     if count != 1:
-        raise BuildError(f"the handler template must contain {PLACEHOLDER} exactly once (found {count}): build.py "
-                         "puts the ciphertexts there")
+        raise BuildError(f"the handler template must contain {PLACEHOLDER} exactly once (found {count})")
     body = "".join(f"    {name!r}: {ciphertexts[name]!r},\n" for name in sorted(ciphertexts))
     return template.replace(PLACEHOLDER, "{\n" + body + "}")
 
