@@ -11,11 +11,12 @@ locals {
   source_dir      = dirname(local.template)
   source_root     = trimprefix(local.source_dir, "/")
   source_glob     = replace(local.source_root, "/([\\[\\]*?{}\\\\])/", "\\$1")
-  source_files = sort([
-    for path in fileset("/", "${local.source_glob}/**") : trimprefix(path, "${local.source_root}/")
-    if !can(regex(local.rules.exclude, trimprefix(path, "${local.source_root}/")))
-  ])
-  package = abspath("${path.module}/dist/${var.function_name}.zip")
+  listed_files    = [for path in fileset("/", "${local.source_glob}/**") : trimprefix(path, "${local.source_root}/")]
+  source_files    = sort([for path in local.listed_files : path if !can(regex(local.rules.exclude, path))])
+  # Terraform's state, variable files, saved plans and .terraform/ (the rule lives in build_rules.json):
+  # the folder is packaged whole, so these are refused whether or not the exclude rule leaves them out.
+  terraform_files = sort([for path in local.listed_files : path if can(regex(local.rules.terraform_files, path))])
+  package         = abspath("${path.module}/dist/${var.function_name}.zip")
 
   # What the zip is made of. build.py is deterministic, so this names the package's bytes
   # before they exist, and drives rebuilds and code updates.
@@ -60,6 +61,18 @@ resource "terraform_data" "package" {
     precondition {
       condition     = fileexists(local.template)
       error_message = "handler_template: no file at that path; point it at your *.py.tmpl."
+    }
+    precondition {
+      condition     = !fileexists(local.template) || can(file(local.template))
+      error_message = "handler_template is not UTF-8 text; save it as UTF-8."
+    }
+    precondition {
+      condition     = !can(file(local.template)) || length(regexall("__SEALED_CIPHERTEXTS__", try(file(local.template), ""))) == 1
+      error_message = "handler_template must contain __SEALED_CIPHERTEXTS__ exactly once (found ${length(regexall("__SEALED_CIPHERTEXTS__", try(file(local.template), "")))}): build.py puts the ciphertexts there."
+    }
+    precondition {
+      condition     = length(local.terraform_files) == 0
+      error_message = "handler_template's folder holds Terraform's working files (${join(", ", slice(local.terraform_files, 0, min(3, length(local.terraform_files))))}): the source folder is packaged whole, so state, variable values or saved plans, plaintexts included, would go into the package; keep the template's folder apart from the Terraform configuration."
     }
   }
 

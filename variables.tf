@@ -21,7 +21,7 @@ variable "secrets" {
 
   validation {
     condition     = alltrue([for name in keys(var.secrets) : can(regex(local.rules.secret_name, name))])
-    error_message = "Every key of secrets must be a letter followed by letters, digits or '_' (at most 64 characters)."
+    error_message = "Every key of secrets must be a letter followed by letters, digits or _ (at most 64 characters): a valid secret name."
   }
 
   validation {
@@ -41,7 +41,7 @@ variable "encrypted_secrets" {
 
   validation {
     condition     = alltrue([for name in keys(var.encrypted_secrets) : can(regex(local.rules.secret_name, name))])
-    error_message = "Every key of encrypted_secrets must be a letter followed by letters, digits or '_' (at most 64 characters)."
+    error_message = "Every key of encrypted_secrets must be a letter followed by letters, digits or _ (at most 64 characters): a valid secret name."
   }
 
   validation {
@@ -58,14 +58,19 @@ variable "handler_template" {
   type        = string
   default     = null
 
+  # The module's name rule and Python's keywords are build_rules.json's, which build.py reads too.
   validation {
-    condition     = var.handler_template == null || can(regex("^[A-Za-z_][A-Za-z0-9_]*\\.py\\.tmpl$", basename(coalesce(var.handler_template, "x"))))
-    error_message = "handler_template must be a path to <module>.py.tmpl where <module> is a Python identifier (e.g. src/handler.py.tmpl): Lambda imports the rendered file by that name."
+    condition = var.handler_template == null || (
+      endswith(coalesce(var.handler_template, "x"), ".py.tmpl")
+      && can(regex(local.rules.module_name, trimsuffix(basename(coalesce(var.handler_template, "x")), ".py.tmpl")))
+      && !contains(local.rules.python_keywords, trimsuffix(basename(coalesce(var.handler_template, "x")), ".py.tmpl"))
+    )
+    error_message = "handler_template must be a path to <module>.py.tmpl where <module> is a Python identifier that gives a module Python can import (ASCII letters, digits and _, no leading digit, not a keyword), e.g. src/handler.py.tmpl: Lambda imports the rendered file by that name."
   }
 
   validation {
     condition     = var.handler_template == null || basename(coalesce(var.handler_template, "x")) != "sealed_secrets.py.tmpl"
-    error_message = "handler_template cannot be named sealed_secrets.py.tmpl: that name belongs to the runtime helper packaged with every function."
+    error_message = "handler_template cannot be named sealed_secrets.py.tmpl: the rendered file would replace the runtime helper packaged with every function."
   }
 }
 
@@ -75,8 +80,8 @@ variable "runtime" {
   default     = "python3.13"
 
   validation {
-    condition     = contains(["python3.10", "python3.11", "python3.12", "python3.13"], var.runtime)
-    error_message = "runtime must be one of python3.10, python3.11, python3.12, python3.13."
+    condition     = contains(keys(local.rules.runtimes), var.runtime)
+    error_message = "runtime must be one of ${join(", ", keys(local.rules.runtimes))} (build_rules.json)."
   }
 }
 
@@ -87,8 +92,8 @@ variable "architectures" {
   nullable    = false
 
   validation {
-    condition     = length(var.architectures) == 1 && contains(["x86_64", "arm64"], try(var.architectures[0], ""))
-    error_message = "architectures must be [\"x86_64\"] or [\"arm64\"] (Lambda takes exactly one)."
+    condition     = length(var.architectures) == 1 && contains(keys(local.rules.architectures), try(var.architectures[0], ""))
+    error_message = "architectures must be [\"x86_64\"] or [\"arm64\"]: exactly one (Lambda takes one), and architecture must be one of ${join(", ", keys(local.rules.architectures))} (build_rules.json)."
   }
 }
 

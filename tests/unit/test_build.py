@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import io
 import json
+import keyword
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import build
+import interpreters
 
 BLOB = bytes(range(256)) * 2  # stands in for a KMS CiphertextBlob
 BLOB_B64 = base64.b64encode(BLOB).decode()
@@ -69,7 +73,7 @@ def test_render_requires_exactly_one_placeholder(template):
 
 def test_shipped_template_renders_to_valid_python_that_registers_the_ciphertexts(root):
     # lambda_src is the default source folder: its sealed_secrets.py IS the helper, not a conflict.
-    entries = build.package_entries(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64})
+    entries = build.source_tree(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64}).files
     assert "handler.py.tmpl" not in entries
     assert {"handler.py", "sealed_secrets.py"} <= set(entries)
     assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
@@ -106,11 +110,10 @@ def test_code_sha256_is_lambdas_base64_form():
 
 def test_the_rules_come_from_build_rules_json_and_nowhere_else(root):
     raw = json.loads((root / "build_rules.json").read_text())
-    assert set(raw) == {"exclude", "secret_name"}
-    assert build.rules().exclude.pattern == raw["exclude"]
-    assert build.rules().secret_name.pattern == raw["secret_name"]
-    assert raw["secret_name"] not in (root / "build.py").read_text()  # not written a second time
-    assert raw["exclude"] not in (root / "build.py").read_text()
+    source = (root / "build.py").read_text()
+    for field in ("exclude", "secret_name", "terraform_files"):
+        assert getattr(build.rules(), field).pattern == raw[field]
+        assert raw[field] not in source and raw[field] not in (root / "package.tf").read_text()  # written once
 
 
 @pytest.mark.parametrize("path, excluded", [
@@ -191,13 +194,13 @@ def test_template_names_give_an_importable_module(name, module):
                                   "héllo.py.tmpl", "handler.tmpl", "handler.py", ".py.tmpl",
                                   "sealed_secrets.py.tmpl"])
 def test_template_names_that_lambda_cannot_import_or_that_shadow_the_helper_are_refused(name):
-    with pytest.raises(build.BuildError, match="cannot import|must end in|runtime helper"):
+    with pytest.raises(build.BuildError, match="cannot import|a path to <module>.py.tmpl|runtime helper"):
         build.handler_module(Path(name))
 
 
 def test_a_whole_source_folder_is_packaged_with_the_rendered_handler_and_the_helper(tmp_path, root):
     source = copy_tree(tmp_path / "src")
-    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
     expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", "sealed_secrets.py"]
     assert sorted(entries) == sorted(expected)
     assert entries["app/data/données [1].txt"] == "donnée\n".encode()
@@ -231,14 +234,14 @@ def test_nothing_in_the_source_folder_may_shadow_the_handler_or_the_helper(tmp_p
     (source / name).parent.mkdir(parents=True, exist_ok=True)
     (source / name).write_text(content)
     with pytest.raises(build.BuildError, match=message):
-        build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+        build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
 
 
 def test_a_copy_of_the_helper_in_the_source_folder_is_the_helper(tmp_path, root):
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
     shutil.copy(root / "lambda_src" / "sealed_secrets.py", source / "sealed_secrets.py")
-    entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
     assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
 
 
@@ -257,29 +260,60 @@ def test_dependencies_may_not_collide_with_the_source():
 
 def test_requirements_must_be_a_full_lock_of_exact_pins():
     text = ("# a pip-compile lock\n"
-            "Jinja2==3.1.4 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n    --hash=sha256:" + "cd" * 32 + "\n"
+            "Jinja2==3.1.4 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n    --hash SHA256:" + "CD" * 32 + "\n"
             "    # via -r requirements.in\n"
             "markupsafe == 3.0.2  # inline comment\n"
             "requests[socks]==2.32.3\n"
             'exceptiongroup==1.2.2 ; python_version < "3.11"\n'
             "zope.interface==7.1.1\n\n")
-    assert build.parse_requirements(text) == {"jinja2": "3.1.4", "markupsafe": "3.0.2", "requests": "2.32.3",
-                                              "exceptiongroup": "1.2.2", "zope-interface": "7.1.1"}
+    pins = build.parse_requirements(text)
+    assert {pin.name: pin.version for pin in pins} == {"jinja2": "3.1.4", "markupsafe": "3.0.2", "requests": "2.32.3",
+                                                       "exceptiongroup": "1.2.2", "zope-interface": "7.1.1"}
+    assert pins[0].hashes == ("sha256:" + "ab" * 32, "sha256:" + "cd" * 32)
+    assert pins[2].extras == ("socks",) and pins[3].marker == 'python_version < "3.11"'
+    # what pip reads is written from these fields: no marker (decided for the runtime), no other option
+    active = build.active_pins(pins, "python3.13", "x86_64")
+    assert "exceptiongroup" not in active
+    assert build.lock_text(active) == ("jinja2==3.1.4 --hash=sha256:" + "ab" * 32 + " --hash=sha256:" + "cd" * 32 +
+                                       "\nmarkupsafe==3.0.2\nrequests[socks]==2.32.3\nzope-interface==7.1.1\n")
+    assert "exceptiongroup" in build.active_pins(pins, "python3.10", "arm64")
 
 
 @pytest.mark.parametrize("line, message", [
     ("requests", "requests is not pinned"), ("requests>=2.0", "requests is not pinned"),
     ("requests==2.*", "requests is not pinned"), ("requests~=2.32", "requests is not pinned"),
     ("requests===2.32.3", "requests is not pinned"), ("requests==2.32.3,<3", "requests is not pinned"),
-    ("-r other.txt", "option -r is not accepted"),
+    ("-r other.txt", "option -r is not accepted (includes)"), ("-c constraints.txt", "option -c is not accepted"),
     ("--index-url https://user:token@mirror/simple", "option --index-url"),
-    ("-e .", "option -e"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"), ("./local", "URLs and paths"),
+    ("-e .", "option -e is not accepted (editables)"), ("pkg @ https://user:token@host/pkg.whl", "URLs and paths"),
+    ("./local", "URLs and paths"), ("pkg @ file:///tmp/token/pkg.whl", "URLs and paths"),
+    ("/tmp/token/pkg-1.0-py3-none-any.whl", "URLs and paths"),
+    ("idna==${TOKEN}", "environment-variable references"),
+    ("idna==3.10 --no-binary=:all:", "option --no-binary is not accepted"),
+    ('idna==3.10 ; python_version >= "3" --only-binary=:none:', "option --only-binary is not accepted"),
+    ("idna==3.10 --hash=md5:0123", "--hash takes sha256:"), ("--hash=sha256:" + "0" * 64, "needs a name==version"),
+    ("idna==3.10 --pre", "option --pre is not accepted"),
 ])
 def test_unpinned_lines_and_options_are_refused_by_line_without_echoing_them(line, message):
     with pytest.raises(build.BuildError, match=re.escape(message)) as raised:
         build.parse_requirements(f"idna==3.10\n{line}\n")
     assert "line 2" in str(raised.value)
-    assert "token" not in str(raised.value)
+    assert "token" not in str(raised.value).lower()
+
+
+def test_a_line_is_numbered_by_its_first_physical_line_as_pip_numbers_it():
+    text = "idna==3.10 \\\n    --hash=sha256:" + "ab" * 32 + "\n# comment\n\njinja2==3.1.4 \\\n  --no-deps\n"
+    with pytest.raises(build.BuildError, match=r"line 5: option --no-deps is not accepted"):
+        build.parse_requirements(text)
+    assert [pin.line for pin in build.parse_requirements("a==1 \\\n --hash=sha256:" + "0" * 64 + "\nb==2")] == [1, 3]
+
+
+def test_a_name_pinned_twice_for_the_runtime_is_refused_and_markers_may_split_it():
+    pins = build.parse_requirements('idna==3.7 ; python_version < "3.12"\nidna==3.10 ; python_version >= "3.12"\n')
+    assert build.active_pins(pins, "python3.11", "x86_64")["idna"].version == "3.7"
+    assert build.active_pins(pins, "python3.13", "x86_64")["idna"].version == "3.10"
+    with pytest.raises(build.BuildError, match="line 2: idna is pinned twice"):
+        build.active_pins(build.parse_requirements("idna==3.7\nIDNA==3.10\n"), "python3.13", "x86_64")
 
 
 def test_platform_tags_follow_the_runtimes_amazon_linux():
@@ -289,27 +323,33 @@ def test_platform_tags_follow_the_runtimes_amazon_linux():
     al2 = build.platform_tags("python3.11", "arm64")
     assert al2[0] == "manylinux_2_26_aarch64" and al2[-1] == "manylinux2014_aarch64"
     assert not any("2_27" in tag or "2_34" in tag or "x86_64" in tag for tag in al2)
-    assert build.platform_tags("python3.9", "x86_64")[0] == "manylinux_2_26_x86_64"
+    assert build.platform_tags("python3.10", "x86_64")[0] == "manylinux_2_26_x86_64"
 
 
-def test_pip_runs_as_an_argument_list_for_the_target_not_the_host(tmp_path):
-    command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64")
-    assert command[:2] == ["/py", "-c"]
-    assert {"install", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp", "--abi=cp312",
-            "--no-compile", "--platform=manylinux_2_34_aarch64", f"--requirement={tmp_path / 'req s.txt'}",
-            } <= set(command)
-    markers = json.loads(command[3])
+def test_pip_runs_isolated_as_an_argument_list_for_the_target_not_the_host(tmp_path):
+    command = build.pip_command("/py", tmp_path / "req s.txt", tmp_path / "t", "python3.12", "arm64",
+                                ["--index-url=https://mirror/simple"])
+    assert command[:3] == ["/py", "-I", "-c"]
+    assert {"download", "--isolated", "--only-binary=:all:", "--python-version=3.12", "--implementation=cp",
+            "--abi=cp312", "--no-cache-dir", "--platform=manylinux_2_34_aarch64",
+            f"--requirement={tmp_path / 'req s.txt'}", "--index-url=https://mirror/simple"} <= set(command)
+    assert not [arg for arg in command if "binary" in arg and arg != "--only-binary=:all:"]
+    markers = json.loads(command[4])
     assert markers["python_version"] == "3.12" and markers["platform_machine"] == "aarch64"
     assert markers["sys_platform"] == "linux"
 
 
-def test_pip_sees_the_index_settings_but_nothing_that_changes_what_it_installs():
-    env = build.pip_environment({"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
-                                 "PIP_CONSTRAINT": "/etc/c.txt", "PIP_NO_BINARY": ":all:", "PIP_PRE": "1",
-                                 "PIP_NO_DEPS": "1", "PYTHONPATH": "/evil", "PIP_TARGET": "/x", "AWS_SECRET": "s"})
-    assert env == {"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
-                   "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-                   "PYTHONDONTWRITEBYTECODE": "1"}
+def test_pip_sees_no_pip_variable_and_is_told_only_where_packages_come_from():
+    environ = {"PATH": "/bin", "PIP_INDEX_URL": "https://mirror/simple", "HTTPS_PROXY": "http://p",
+               "PIP_EXTRA_INDEX_URL": "https://a/simple https://b/simple", "PIP_NO_INDEX": "0", "PIP_RETRIES": "1",
+               "PIP_CONSTRAINT": "/etc/c.txt", "PIP_NO_BINARY": ":all:", "PIP_ONLY_BINARY": ":none:", "PIP_PRE": "1",
+               "PIP_NO_DEPS": "1", "PYTHONPATH": "/evil", "PIP_TARGET": "/x", "AWS_SECRET": "s",
+               "PIP_CONFIG_FILE": "/evil/pip.conf", "PIP_REQUIRE_VIRTUALENV": "1"}
+    assert build.pip_environment(environ) == {"PATH": "/bin", "HTTPS_PROXY": "http://p", "PIP_CONFIG_FILE": os.devnull,
+                                              "PYTHONDONTWRITEBYTECODE": "1"}
+    assert build.pip_sources(environ) == ["--index-url=https://mirror/simple", "--extra-index-url=https://a/simple",
+                                          "--extra-index-url=https://b/simple", "--retries=1"]
+    assert build.pip_sources({"PIP_NO_INDEX": "true", "PIP_FIND_LINKS": ""}) == ["--no-index"]
 
 
 def test_the_cache_folder_follows_the_documented_order(tmp_path):
@@ -326,64 +366,155 @@ def test_the_cache_key_names_the_lock_the_runtime_and_the_architecture():
                 build.cache_key(b"idna==3.10\n", "python3.13", "arm64")}) == 4
 
 
-def test_a_cache_entry_round_trips_and_a_damaged_or_foreign_one_is_a_miss(tmp_path):
-    tree = build.Tree({"pkg/__init__.py": b"x", "pkg/tool": b"#!"}, frozenset({"pkg/tool"}), {"pkg": "pkg==1.0"})
+def make_wheel(name: str, version: str, files: dict[str, bytes], executables: frozenset[str] = frozenset()) -> bytes:
+    """A wheel as a build backend writes one (never installed by pip here: build.py unpacks it)."""
+    members = {**files, f"{name}-{version}.dist-info/METADATA": f"Name: {name}\nVersion: {version}\n".encode(),
+               f"{name}-{version}.dist-info/RECORD": b"", f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\n"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in members.items():
+            info = zipfile.ZipInfo(member)
+            info.external_attr = (0o100755 if member in executables else 0o100644) << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+PKG_WHEEL = make_wheel("pkg", "1.0", {"pkg/__init__.py": b"x", "pkg-1.0.data/purelib/pkg/extra.py": b"y",
+                                      "pkg-1.0.data/scripts/tool": b"#!", "pkg/run.sh": b"#!"},
+                       frozenset({"pkg/run.sh", "pkg-1.0.data/scripts/tool"}))
+
+
+def pins_of(text: str) -> dict[str, build.Pin]:
+    return build.active_pins(build.parse_requirements(text), "python3.13", "x86_64")
+
+
+def test_wheels_are_unpacked_as_pip_installs_them_and_only_at_their_pinned_version():
+    tree = build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, pins_of("pkg==1.0\n"))
+    assert sorted(tree.files) == ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/WHEEL", "pkg/__init__.py",
+                                  "pkg/extra.py", "pkg/run.sh"]
+    assert tree.executables == {"pkg/run.sh"} and tree.owners["pkg"] == "pkg==1.0"
+    for lock in ["pkg==1.1\n", "other==1.0\n", 'pkg==1.0 ; python_version < "3"\n']:
+        with pytest.raises(build.BuildError, match="must pin every package pip installs.*add pkg==1.0"):
+            build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, pins_of(lock))
+    evil = make_wheel("pkg", "1.0", {"../escape.py": b""})
+    with pytest.raises(build.BuildError, match="outside its folder"):
+        build.wheels_tree({"pkg-1.0-py3-none-any.whl": evil}, pins_of("pkg==1.0\n"))
+
+
+def test_a_wheel_that_does_not_match_its_hash_is_refused():
+    digest = hashlib.sha256(PKG_WHEEL).hexdigest()
+    good = pins_of(f"pkg==1.0 --hash=sha256:{digest}\n")
+    assert build.hashes_match({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, good)
+    bad = pins_of(f"pkg==1.0 --hash=sha256:{'0' * 64}\n")
+    assert not build.hashes_match({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, bad)
+    with pytest.raises(build.BuildError, match="pkg==1.0: the downloaded file does not match the --hash"):
+        build.wheels_tree({"pkg-1.0-py3-none-any.whl": PKG_WHEEL}, bad)
+
+
+def test_a_cache_entry_round_trips_and_a_damaged_tampered_or_foreign_one_is_a_miss(tmp_path):
+    wheels = {"pkg-1.0-py3-none-any.whl": PKG_WHEEL}
     entry = tmp_path / "cache" / "deps-k.zip"
-    build.store_cached(entry, "k", tree)
-    assert build.load_cached(entry, "k") == tree
+    build.store_cached(entry, "k", wheels)
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert build.load_cached(entry, "k") == wheels
     assert build.load_cached(entry, "other key") is None
+    digest = entry.with_name(entry.name + ".sha256")
+    good = entry.read_bytes()
+    entry.write_bytes(good.replace(b"pkg/__init__.py", b"pkg/__init__.pz"))  # same size, another file
+    assert build.load_cached(entry, "k") is None
+    entry.write_bytes(good)
+    digest.unlink()
+    assert build.load_cached(entry, "k") is None
+    build.store_cached(entry, "k", wheels)
     entry.write_bytes(entry.read_bytes()[:100])
     assert build.load_cached(entry, "k") is None
     assert build.load_cached(tmp_path / "absent.zip", "k") is None
 
 
-def installed_source(tmp_path: Path, monkeypatch, deps: build.Tree) -> Path:
-    """A source folder with a requirements.txt whose install (pip, stubbed here) gives ``deps``."""
+@pytest.mark.parametrize("mode, message", [(0o770, "writable by others"), (0o707, "writable by others")])
+def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, message):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(build.BuildError, match=f"the dependency cache .* is {message} .*chmod go-w"):
+        build.check_cache_dir(folder)
+    folder.chmod(0o755)
+    build.check_cache_dir(folder)
+
+
+def test_a_cache_folder_of_another_user_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setattr(os, "geteuid", lambda: folder.stat().st_uid + 1)
+    with pytest.raises(build.BuildError, match="belongs to another user"):
+        build.check_cache_dir(folder)
+
+
+def installed_source(tmp_path: Path, monkeypatch, wheels: dict[str, bytes], lock: str = "pkg==1.0\n") -> Path:
+    """A source folder with a requirements.txt whose download (pip, stubbed here) gives ``wheels``."""
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
-    (source / "requirements.txt").write_text("idna==3.10\n")
-    monkeypatch.setattr(build, "install_dependencies", lambda *args: deps)
+    (source / "requirements.txt").write_text(lock)
+    monkeypatch.setattr(build, "download_wheels", lambda *args: wheels)
     return source / "handler.py.tmpl"
 
 
-def test_a_fresh_install_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
-    clash = build.Tree({"app/__init__.py": b"evil"}, frozenset(), {"app": "evil==1.0"})
-    template, cache = installed_source(tmp_path, monkeypatch, clash), tmp_path / "cache"
+def test_a_fresh_download_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
+    clash = {"app-1.0-py3-none-any.whl": make_wheel("app", "1.0", {"app/__init__.py": b"evil"})}
+    template, cache = installed_source(tmp_path, monkeypatch, clash, "app==1.0\n"), tmp_path / "cache"
     args = [f"--ciphertext=credential={BLOB_B64}", f"--template={template}", f"--output={tmp_path / 'fn.zip'}"]
     assert build.main([*args, f"--cache-dir={cache}"]) == 2
-    assert "evil==1.0" in capsys.readouterr().err
+    assert "app==1.0" in capsys.readouterr().err
     assert not cache.exists() and not (tmp_path / "fn.zip").exists()
-    good = build.Tree({"idna/__init__.py": b"# idna"}, frozenset(), {"idna": "idna==3.10"})
-    monkeypatch.setattr(build, "install_dependencies", lambda *args: good)
+    (template.parent / "requirements.txt").write_text("pkg==1.0\n")
+    monkeypatch.setattr(build, "download_wheels", lambda *args: {"pkg-1.0-py3-none-any.whl": PKG_WHEEL})
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     assert build.main([*args, f"--cache-dir={not_a_folder / 'cache'}"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot write the dependency cache")
     assert not (tmp_path / "fn.zip").exists()
     assert build.main([*args, f"--cache-dir={cache}"]) == 0
-    key = build.cache_key(b"idna==3.10\n", "python3.13", "x86_64")
-    assert [path.name for path in cache.iterdir()] == [f"deps-{key}.zip"]
-    assert "idna/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
+    key = build.cache_key(b"pkg==1.0\n", "python3.13", "x86_64")
+    assert sorted(path.name for path in cache.iterdir()) == [f"deps-{key}.zip", f"deps-{key}.zip.sha256"]
+    assert "pkg/__init__.py" in zip_names((tmp_path / "fn.zip").read_bytes())
 
 
-def test_over_the_limits_names_the_largest_parts(monkeypatch, tmp_path):
+def test_every_size_limit_is_reported_by_one_path_naming_the_largest_parts(monkeypatch, tmp_path):
     mb = 2**20
     sizes = {"numpy/core.so": 200 * mb, "numpy/x.py": 10 * mb, "idna/__init__.py": 5 * mb, "app.py": mb}
-    message = build._over_limit("the package is 226492416 bytes unzipped", 100 * mb, "unzipped", sizes,
-                                {"numpy": "numpy==2.1.3", "idna": "idna==3.10"})
-    assert message == ("the package is 226492416 bytes unzipped, over Lambda's unzipped limit of 104857600 bytes "
-                       "(largest: numpy==2.1.3 210.00 MB, idna==3.10 5.00 MB, the source folder 1.00 MB); drop "
-                       "packages from requirements.txt, move them to a Lambda layer, or shrink the source folder")
+    with pytest.raises(build.BuildError, match=re.escape(
+            "the package unzips to 226492416 bytes, over Lambda's unzipped limit of 104857600 bytes (largest: "
+            "numpy==2.1.3 210.00 MB, idna==3.10 5.00 MB, app.py 1.00 MB); drop packages from requirements.txt, move "
+            "them to a Lambda layer, or move large files out of the source folder")):
+        build.check_size("the package unzips to", sum(sizes.values()), 100 * mb, "unzipped", sizes,
+                         {"numpy": "numpy==2.1.3", "idna": "idna==3.10"})
+    build.check_size("at the limit", 100 * mb, 100 * mb, "unzipped", sizes, {})  # the limit itself is allowed
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
     (source / "app" / "data" / "noise.bin").write_bytes(os.urandom(300_000))
     monkeypatch.setattr(build, "MAX_ZIPPED_BYTES", 200_000)
     with pytest.raises(build.BuildError, match=r"the zip is 3\d{5} bytes, over Lambda's zipped \(direct upload\) "
-                                               r"limit of 200000 bytes \(largest: the source folder 0\.3"):
+                                               r"limit of 200000 bytes \(largest: app/data/noise\.bin 0\.29 MB"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
     monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 250_000)
-    with pytest.raises(build.BuildError, match=r"unzipped limit of 250000 \(largest: app/data/noise\.bin"):
+    with pytest.raises(build.BuildError, match=r"holds 3\d{5} bytes, over Lambda's unzipped limit of 250000 bytes "
+                                               r"\(largest: app/data/noise\.bin"):
         build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+    big = {"big-1.0-py3-none-any.whl": make_wheel("big", "1.0", {"big/blob.bin": b"\0" * 300_000})}
+    with pytest.raises(build.BuildError, match=r"requirements.txt installs 3\d{5} bytes, over Lambda's unzipped "
+                                               r"limit of 250000 bytes \(largest: big==1.0 0\.29 MB"):
+        build.wheels_tree(big, pins_of("big==1.0\n"))
+
+
+def test_no_function_of_build_py_is_used_only_by_the_tests(root):
+    """Every top-level function build.py defines is called by build.py itself, but source_files: the list
+    of the exclude rule that Terraform's fileset() must agree with (tests/test_terraform.py proves it)."""
+    source = (root / "build.py").read_text()
+    tree = ast.parse(source)
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | {
+        node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert defined - used == {"source_files"}, sorted(defined - used)
 
 
 # --- the CLI -------------------------------------------------------------------------------
@@ -422,34 +553,37 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
         assert a.stdout == b.stdout
 
 
-def pythons() -> list[Path]:
-    """Every CPython 3.9+ that pyenv has here (found, not hard-coded)."""
-    pyenv = shutil.which("pyenv")
-    root = os.environ.get("PYENV_ROOT") or (
-        subprocess.run([pyenv, "root"], check=False, capture_output=True, text=True).stdout.strip() if pyenv else "")
-    found = {}
-    for python in sorted(Path(root, "versions").glob("3.*/bin/python3")) if root else []:
-        minor = int(python.parent.parent.name.split(".")[1])
-        if minor >= 9:
-            found[minor] = python
-    return list(found.values())
-
-
 def test_every_supported_python_builds_the_same_bytes(tmp_path):
-    """Terraform runs build.py with the user's python3: 3.9 to 3.13 must agree byte for byte."""
-    interpreters = pythons()
-    if len(interpreters) < 2:
-        pytest.skip("pyenv has fewer than two Pythons 3.9+ here")
+    """Terraform runs build.py with the user's python3: one per Lambda runtime (3.10 to 3.13) must agree."""
     source = copy_tree(tmp_path / "src")
-    digests = set()
-    for python in interpreters:
-        output = tmp_path / f"{python.parent.parent.name}.zip"
-        result = subprocess.run([str(python), str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
+    digests = {}
+    for version, python in interpreters.lambda_pythons().items():
+        output = tmp_path / f"{version}.zip"
+        result = subprocess.run([python, str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
                                  f"--template={source / 'handler.py.tmpl'}", f"--output={output}"],
                                 check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (python, result.stderr)
-        digests.add(result.stdout.splitlines()[-1])
-    assert len(digests) == 1, interpreters
+        digests[version] = result.stdout.splitlines()[-1]
+    assert sorted(digests) == ["3.10", "3.11", "3.12", "3.13"]
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_the_runtimes_and_architectures_are_listed_once(root):
+    """build_rules.json is their one home: no list of them in build.py or the module's Terraform files."""
+    raw = json.loads((root / "build_rules.json").read_text())
+    assert list(raw["runtimes"]) == ["python3.10", "python3.11", "python3.12", "python3.13"]
+    assert {name: value["glibc"] for name, value in raw["runtimes"].items()} == {
+        "python3.10": "2.26", "python3.11": "2.26", "python3.12": "2.34", "python3.13": "2.34"}
+    assert build.rules().architectures == {"arm64": "aarch64", "x86_64": "x86_64"}
+    for name in ["build.py", *sorted(path.name for path in root.glob("*.tf"))]:
+        text = (root / name).read_text()
+        runtimes = set(re.findall(r"python3\.\d+", text))
+        assert len(runtimes) <= 1, f"{name} names runtimes {sorted(runtimes)}: read them from build_rules.json"
+        assert "aarch64" not in text, f"{name} names a machine: read it from build_rules.json"
+
+
+def test_the_python_keywords_rule_is_pythons_own_list():
+    assert build.rules().python_keywords == frozenset(keyword.kwlist)
 
 
 def test_a_changed_data_file_rebuilds_and_touched_bytecode_does_not(tmp_path):
@@ -533,8 +667,8 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
         "blob file is a FIFO": lambda: ([f"--ciphertext-file=credential={fifo}"], "is not a regular file"),
         "blob file is /dev/zero": lambda: (["--ciphertext-file=credential=/dev/zero"], "is not a regular file"),
         "blob file is a folder": lambda: ([f"--ciphertext-file=credential={tmp_path}"], "is not a regular file"),
-        "unknown runtime": lambda: ([ok, "--runtime=python3.8"], "--runtime must be one of python3.9,"),
-        "unknown architecture": lambda: ([ok, "--architecture=amd64"], "--architecture must be one of x86_64, arm64"),
+        "unknown runtime": lambda: ([ok, "--runtime=python3.9"], "runtime must be one of python3.10, python3.11,"),
+        "unknown architecture": lambda: ([ok, "--architecture=amd64"], "architecture must be one of arm64, x86_64"),
         "empty output": lambda: ([ok, "--output="], "--output is empty"),
         "missing template": lambda: ([ok, f"--template={tmp_path / 'gone.py.tmpl'}"], "handler template"),
         "template without placeholder": lambda: ([ok, source("plain", write("handler.py.tmpl", "x = 1\n"))],
@@ -548,7 +682,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
         "template a.b": lambda: ([ok, source("ab", template="a.b.py.tmpl")], unimportable),
         "template 1x": lambda: ([ok, source("digit", template="1x.py.tmpl")], unimportable),
         "template keyword": lambda: ([ok, source("keyword", template="class.py.tmpl")], unimportable),
-        "template without .py": lambda: ([ok, source("nopy", template="handler.tmpl")], "must end in .py.tmpl"),
+        "template without .py": lambda: ([ok, source("nopy", template="handler.tmpl")], "a path to <module>.py.tmpl"),
         "handler.py beside the template": lambda: ([ok, source("beside", write("handler.py", "x = 1\n"))],
                                                    "'handler.py', which would shadow the handler"),
         "foreign helper in source": lambda: ([ok, source("foreign", write("sealed_secrets.py", "x = 1\n"))],
@@ -557,8 +691,8 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
                                    "'app/passwd' is a symbolic link"),
         "FIFO in source": lambda: ([ok, source("fifo_src", lambda f: os.mkfifo(f / "app" / "pipe"))],
                                    "'app/pipe' is not a regular file"),
-        "source over 250 MB": lambda: ([ok, source("huge", huge_file)],
-                                       "over Lambda's unzipped limit of 262144000 (largest: app/data/config.json"),
+        "source over 250 MB": lambda: ([ok, source("huge", huge_file)], "over Lambda's unzipped limit of 262144000 "
+                                                                        "bytes (largest: app/data/config.json"),
         "output inside source": lambda: ([ok, source("inside"), f"--output={tmp_path / 'inside' / 'dist' / 'fn.zip'}"],
                                          "--output is inside the template's folder"),
         "cache inside source": lambda: ([ok, source("cache", write("requirements.txt", "idna==3.10\n")),
@@ -623,3 +757,102 @@ def test_without_flags_it_reads_the_terraform_output_and_fails_clearly_when_ther
 def test_help_is_not_an_error(tmp_path):
     result = run_build("--help", cwd=tmp_path)
     assert result.returncode == 0 and "--architecture" in result.stdout and "--cache-dir" in result.stdout
+
+
+# --- attacks of issue 14 (each failed on the code before the fix) ------------------------------
+
+def test_a_marker_cannot_swallow_an_option_that_would_build_a_source_distribution():
+    """`; marker --no-binary=:all:` once passed the lock check, and pip then ran the sdist's build code."""
+    with pytest.raises(build.BuildError, match=r"line 1: option --no-binary is not accepted"):
+        build.parse_requirements('idna==3.10 ; python_version >= "3" --no-binary=:all:\n')
+
+
+def test_a_folder_swapped_for_a_link_between_listing_and_reading_is_refused(tmp_path, monkeypatch):
+    """The walk lists app/data/; an attacker then swaps it for a link to a folder outside the source."""
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for original in (source / "app" / "data").iterdir():  # the same sizes: only the content differs
+        (outside / original.name).write_bytes(b"X" * original.stat().st_size)
+    listed = build._walk
+
+    def walk_then_swap(*args, **kwargs):
+        found = listed(*args, **kwargs)
+        if Path(args[0]) == source:
+            shutil.rmtree(source / "app" / "data")
+            (source / "app" / "data").symlink_to(outside)
+        return found
+
+    monkeypatch.setattr(build, "_walk", walk_then_swap)
+    with pytest.raises(build.BuildError, match="changed while it was read"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+# --- Terraform's working files (issue 14 must-show 2) -----------------------------------------
+
+@pytest.mark.parametrize("name", ["terraform.tfstate", "terraform.tfstate.backup", "prod.tfstate",
+                                  ".terraform.tfstate.lock.info", "terraform.tfvars", "prod.auto.tfvars",
+                                  "secrets.tfvars.json", "release.tfplan", "tfplan", ".terraform/providers/x",
+                                  "terraform.tfstate.d/dev/terraform.tfstate", "app/nested.tfvars"])
+def test_a_source_folder_holding_terraform_working_files_is_refused(tmp_path, name):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    assert build.source_files(source) == TREE_FILES
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_text('db_password = "hunter2"\n')
+    with pytest.raises(build.BuildError, match=r"holds Terraform's working files \(.*\): the source folder is "
+                                               r"packaged whole, so state, variable values or saved plans"):
+        build.source_files(source)
+    with pytest.raises(build.BuildError, match="holds Terraform's working files"):
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+@pytest.mark.parametrize("name", ["main.tf", "variables.tf", "tfstate.md", "app/plan.py", "terraform.md",
+                                  "tfvars_reader.py", "my_tfplan.txt"])
+def test_terraform_sources_and_lookalikes_are_not_working_files(tmp_path, name):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_text("x\n")
+    assert name in build.source_files(source)
+
+
+# --- pip's failures: one table, tested on what two pip versions really print -------------------
+
+PIP_OUTPUT = FIXTURES / "pip_output"
+TARGET = "python3.13 on x86_64 (manylinux, glibc 2.34)"
+PIP_CASES = {  # recorded by tests/unit/fixtures/pip_output/record.py -> the one line build.py must say
+    "no_wheel": f"no wheel of docopt==0.6.2 for {TARGET}; the package may publish only a source distribution",
+    "no_such_version": f"dep==9.9 has no wheel for {TARGET} at that version; versions with one include 1.0, 2.0",
+    "hash_mismatch": "dep==2.0: the downloaded file does not match the --hash in requirements.txt",
+    "unhashed_dependency": "requirements.txt uses --hash, so every package pip installs needs a pinned line with "
+                           "its hash; add dep==2.0 with its hash",
+    "conflict": "the pins in requirements.txt conflict: The user requested dep==1.0; app 1.0 depends on dep>=2;",
+    "requires_another_python": "future does not support python3.13; pin a version that does",
+    "unreachable": "pip could not reach the package index",
+}
+
+
+def test_pip_output_was_recorded_from_two_pip_versions():
+    versions = sorted(path.name for path in PIP_OUTPUT.glob("pip-*"))
+    assert len(versions) >= 2, versions
+    for version in versions:
+        assert sorted(path.stem for path in (PIP_OUTPUT / version).glob("*.txt")) == sorted(PIP_CASES), version
+
+
+@pytest.mark.parametrize("version", sorted(path.name for path in PIP_OUTPUT.glob("pip-*")))
+@pytest.mark.parametrize("case", sorted(PIP_CASES))
+def test_each_recorded_pip_failure_is_one_line_that_says_what_to_do(version, case):
+    output = (PIP_OUTPUT / version / f"{case}.txt").read_text()
+    message = str(build.pip_failure(output, "python3.13", "x86_64"))
+    assert PIP_CASES[case] in message
+    assert "\n" not in message and len(message) <= 600
+
+
+def test_a_pip_failure_no_pattern_knows_passes_pips_last_lines_through():
+    output = "Looking in indexes: https://mirror/simple\nCollecting x\nERROR: a failure pip has never printed before\n"
+    message = str(build.pip_failure(output, "python3.12", "arm64"))
+    assert message == ("pip could not fetch requirements.txt for python3.12 on arm64 (manylinux, glibc 2.34); pip "
+                       "said: Looking in indexes: https://mirror/simple / Collecting x / ERROR: a failure pip has "
+                       "never printed before")
