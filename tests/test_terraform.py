@@ -7,7 +7,9 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from localdeploy import ROOT, copy_example, copy_module
@@ -33,9 +35,9 @@ OFFLINE_AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
 
 def terraform(directory: Path, *args: str, env: dict[str, str] | None = None,
-              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+              stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["terraform", *args, "-no-color"], cwd=directory, capture_output=True, text=True,
-                          input=stdin, env={**os.environ, **(env or {})}, timeout=300)
+                          input=stdin, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def init(directory: Path) -> Path:
@@ -66,12 +68,53 @@ def test_validate(module_dir):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_terraform_test_with_mock_provider(module_dir):
-    result = terraform(module_dir, "test")
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = re.search(r"(\d+) passed, (\d+) failed\.", result.stdout)
-    assert summary and int(summary[1]) >= 38 and summary[2] == "0", result.stdout
-    assert "skip" not in result.stdout, result.stdout
+RUN_BLOCK = re.compile(r'^run\s+"([^"]+)"\s*\{', re.MULTILINE)
+
+
+def run_blocks(directory: Path) -> dict[str, list[str]]:
+    """The run blocks of every tests/*.tftest.hcl, by file, as the files declare them."""
+    return {f"tests/{path.name}": RUN_BLOCK.findall(path.read_text())
+            for path in sorted((directory / "tests").glob("*.tftest.hcl"))}
+
+
+@dataclass
+class TerraformTestReport:
+    output: str
+    abstract: dict[str, list[str]]
+    summary: dict[str, Any]
+    statuses: dict[tuple[str, str], str]
+    states: dict[tuple[str, str], dict[str, Any]]  # (file, run) => the state after an apply run
+
+
+@pytest.fixture(scope="module")
+def terraform_test(module_dir) -> TerraformTestReport:
+    """One `terraform test` of every file, machine-readable; -verbose adds each apply run's state, from which
+    the tests below read the policies as rendered."""
+    result = terraform(module_dir, "test", "-json", "-verbose", timeout=900)
+    messages = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    failures = [f"{m.get('@testfile')} {m.get('@testrun')}: {m['@message']} {m.get('diagnostic', {}).get('detail', '')}"
+                for m in messages if m["type"] == "diagnostic" and m["@level"] == "error"]
+    summaries = [m["test_summary"] for m in messages if m["type"] == "test_summary"]
+    assert result.returncode == 0 and len(summaries) == 1, "\n".join(failures) or result.stdout[-3000:] + result.stderr
+    return TerraformTestReport(
+        output=result.stdout,
+        abstract=next(m["test_abstract"] for m in messages if m["type"] == "test_abstract"),
+        summary=summaries[0],
+        statuses={(m["test_run"]["path"], m["test_run"]["run"]): m["test_run"].get("status", "")
+                  for m in messages if m["type"] == "test_run" and m["test_run"].get("progress") == "complete"},
+        states={(m["@testfile"], m["@testrun"]): m["test_state"] for m in messages if m["type"] == "test_state"},
+    )
+
+
+def test_terraform_test_runs_every_run_block_and_each_passes(module_dir, terraform_test):
+    declared = run_blocks(module_dir)
+    assert declared.keys() == {f"tests/{path.name}" for path in (ROOT / "tests").glob("*.tftest.hcl")}
+    assert terraform_test.abstract == declared
+    expected = sum(len(runs) for runs in declared.values())
+    assert expected > 0
+    assert terraform_test.summary == {"status": "pass", "passed": expected, "failed": 0, "errored": 0,
+                                      "skipped": 0}, terraform_test.summary
+    assert terraform_test.statuses == {(path, run): "pass" for path, runs in declared.items() for run in runs}
 
 
 # Each hostile or out-of-range value, the variable that must refuse it, and the words of its message.
