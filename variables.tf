@@ -284,6 +284,12 @@ variable "kms_key_arn" {
     condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
     error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab: IAM policies match key ARNs."
   }
+
+  validation {
+    # A key ID that starts with mrk- is always a multi-Region key; the module refuses those (kms.tf says why).
+    condition     = var.kms_key_arn == null || !can(regex(":key/mrk-", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn is a multi-Region key (mrk-): each of its replicas carries a key policy of its own, which this module's key_policy_statements do not reach, so a replica's policy could open the secrets. Use a single-Region key, or set create_kms_key = true."
+  }
 }
 
 variable "key_administrators" {

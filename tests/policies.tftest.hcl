@@ -76,6 +76,9 @@ override_resource {
   target = aws_iam_role_policy.function
 }
 override_resource {
+  target = aws_iam_role_policy.decrypt_endpoints
+}
+override_resource {
   target = aws_iam_role_policy.vpc
 }
 override_resource {
@@ -120,6 +123,20 @@ run "the_role_gets_exactly_this_policy_at_the_defaults" {
           }
         },
         {
+          Sid      = "DenyOpeningOutsideTheFunction"
+          Effect   = "Deny"
+          Action   = ["kms:ReEncrypt*", "kms:Decrypt"]
+          Resource = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+          Condition = {
+            ArnNotLike = {
+              "lambda:SourceFunctionArn" = [
+                "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
+                "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
+              ]
+            }
+          }
+        },
+        {
           Sid      = "WriteOwnLogs"
           Effect   = "Allow"
           Action   = ["logs:PutLogEvents", "logs:CreateLogStream"]
@@ -131,7 +148,7 @@ run "the_role_gets_exactly_this_policy_at_the_defaults" {
   }
 
   assert {
-    condition     = aws_iam_role_policy.function.role == aws_iam_role.function.id && length(aws_iam_role_policy.vpc) + length(aws_iam_role_policy.tracing) + length(aws_iam_role_policy.dead_letter) == 0
+    condition     = aws_iam_role_policy.function.role == aws_iam_role.function.id && length(aws_iam_role_policy.decrypt_endpoints) + length(aws_iam_role_policy.vpc) + length(aws_iam_role_policy.tracing) + length(aws_iam_role_policy.dead_letter) == 0
     error_message = "With the defaults the role holds exactly one inline policy."
   }
 
@@ -161,6 +178,7 @@ run "the_role_gets_exactly_this_policy_at_the_defaults" {
           Condition = {
             ArnEquals    = { "aws:PrincipalArn" = "arn:aws:iam::123456789012:role/orders-api-lambda" }
             StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = "orders-api" }
+            StringLike   = { "aws:userid" = "AROAORDERSAPILAMBDA01:*" }
           }
         },
       ]
@@ -203,6 +221,20 @@ run "every_optional_setting_attaches_exactly_its_own_policy" {
       }
     }
     error_message = "With decrypt_vpc_endpoint_ids the role may Decrypt only through them: ${aws_iam_role_policy.function.policy}"
+  }
+
+  assert {
+    condition = jsondecode(aws_iam_role_policy.decrypt_endpoints[0].policy) == {
+      Version = "2012-10-17"
+      Statement = [{
+        Sid       = "DenyOpeningOutsideTheEndpoints"
+        Effect    = "Deny"
+        Action    = ["kms:ReEncrypt*", "kms:Decrypt"]
+        Resource  = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+        Condition = { StringNotEquals = { "aws:SourceVpce" = "vpce-0123456789abcdef0" } }
+      }]
+    }
+    error_message = "With decrypt_vpc_endpoint_ids the role is denied opening anywhere else: ${aws_iam_role_policy.decrypt_endpoints[0].policy}"
   }
 
   assert {
@@ -269,6 +301,7 @@ run "a_shared_key_gets_the_statement_the_module_outputs" {
       Condition = {
         ArnEquals    = { "aws:PrincipalArn" = "arn:aws:iam::123456789012:role/orders-api-lambda" }
         StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = "orders-api" }
+        StringLike   = { "aws:userid" = "AROAORDERSAPILAMBDA01:*" }
       }
     }])
     error_message = "key_policy_statements is what the shared key's owner adds: ${jsonencode(output.key_policy_statements)}"

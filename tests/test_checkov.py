@@ -63,6 +63,7 @@ EVERY_OPTION = {
     "log_kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab",
     "log_retention_in_days": 731,
     "environment_variables": {"STAGE": "prod"},
+    "decrypt_vpc_endpoint_ids": ["vpce-0123456789abcdef0"],
 }
 INLINE_SKIP = re.compile(r"#\s*checkov:skip=([A-Za-z0-9_]+)(?::(.*))?")
 
@@ -155,8 +156,23 @@ def copy_examples(module: Path) -> Path:
     return Path(shutil.copytree(EXAMPLES, module / "examples", ignore=shutil.ignore_patterns(*SCRATCH)))
 
 
-def test_module_at_its_defaults_passes_checkov(checkov: Path, tmp_path: Path) -> None:
-    assert_gate(run_checkov(checkov, copy_module(tmp_path / "module", ROOT)))
+@pytest.fixture(scope="module")
+def defaults_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_checkov(checkov, copy_module(tmp_path_factory.mktemp("defaults") / "module", ROOT))
+
+
+def test_module_at_its_defaults_passes_checkov(defaults_report: dict[str, Any]) -> None:
+    assert_gate(defaults_report)
+
+
+def test_checkov_skipped_exactly_the_inline_skips_with_their_reasons(defaults_report: dict[str, Any]) -> None:
+    """From checkov's own report: what it skipped, and why, is what the module's .tf files say inline."""
+    inline = sorted((match[1], match[2].strip()) for path in sorted(ROOT.glob("*.tf"))
+                    for match in INLINE_SKIP.finditer(path.read_text()))
+    reported = sorted((result["check_id"], (result["check_result"].get("suppress_comment") or "").strip())
+                      for result in defaults_report["results"]["skipped_checks"])
+    assert inline and reported == inline
+    assert defaults_report["summary"]["skipped"] == len(inline)
 
 
 def test_module_with_every_option_on_passes_checkov(checkov: Path, tmp_path: Path) -> None:
@@ -179,6 +195,8 @@ def test_the_command_line_skips_nothing(checkov: Path, tmp_path: Path) -> None:
     argv = checkov_argv(checkov, tmp_path)
     assert not [arg for arg in argv if arg.startswith(("--skip", "--soft", "--check", "-c"))
                 and arg != "--skip-download"], argv
+    with pytest.raises(AssertionError, match="the gate's command line hides findings"):
+        checkov_argv(checkov, tmp_path, "--soft-fail")
 
 
 def test_every_inline_skip_gives_its_reason() -> None:

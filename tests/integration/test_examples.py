@@ -160,6 +160,8 @@ def test_shared_key_policy_names_each_role_under_its_own_context_and_no_blanket_
         condition = statement["Condition"]
         function_name = condition["StringEquals"]["kms:EncryptionContext:LambdaFunctionName"]
         opened_by[function_name] = condition["ArnEquals"]["aws:PrincipalArn"]
+        role_id = aws("iam").get_role(RoleName=f"{function_name}-lambda")["Role"]["RoleId"]
+        assert condition["StringLike"] == {"aws:userid": f"{role_id}:*"}, statement
     account = caller.split(":")[4]
     assert opened_by == {name: f"arn:aws:iam::{account}:role/{name}-lambda"
                          for name in (f["function_name"] for f in outputs["functions"].values())}
