@@ -126,7 +126,7 @@ variable "ephemeral_storage_size" {
 }
 
 variable "environment_variables" {
-  description = "Environment variables of the function (not for secrets: seal those). Names Lambda reserves (AWS_REGION, AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, ...) are rejected."
+  description = "Environment variables of the function (not for secrets: seal those). Names Lambda reserves (AWS_REGION, AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, ...) are rejected, and so are those that would redirect KMS, its TLS trust or the credentials (AWS_ENDPOINT_URL*, AWS_CA_BUNDLE, SSL_CERT_FILE, AWS_PROFILE, ...: build_rules.json lists them with their reasons)."
   type        = map(string)
   default     = {}
   nullable    = false
@@ -145,11 +145,17 @@ variable "environment_variables" {
   }
 
   validation {
+    # Names that would change where the opener sends the signed Decrypt request, whom it trusts, or where
+    # its credentials come from: one list, with each one's reason, in build_rules.json.
     condition = alltrue([
       for name in keys(var.environment_variables) :
-      !can(regex("^(AWS_ENDPOINT_URL(_.*)?|AWS_CA_BUNDLE|AWS_IGNORE_CONFIGURED_ENDPOINT_URLS|AWS_USE_FIPS_ENDPOINT)$", name))
+      !can(regex("^(?:${join("|", keys(local.rules.refused_environment_variables))})$", name))
     ])
-    error_message = "environment_variables may not set AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_*, AWS_CA_BUNDLE, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or AWS_USE_FIPS_ENDPOINT: they would send the signed Decrypt request, and the ciphertext, somewhere other than KMS."
+    error_message = "environment_variables may not set ${join("; ", flatten([
+      for name in sort(keys(var.environment_variables)) : [
+        for pattern, reason in local.rules.refused_environment_variables : "${name}: it ${reason}" if can(regex("^(?:${pattern})$", name))
+      ]
+    ]))}. Remove it: the secrets must be opened by KMS itself, over TLS verified against the runtime's own certificates."
   }
 
   validation {

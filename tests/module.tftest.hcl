@@ -751,6 +751,14 @@ run "environment_variables_that_redirect_kms_are_rejected" {
   expect_failures = [var.environment_variables]
 }
 
+run "environment_variables_that_change_the_trusted_certificates_are_rejected" {
+  command = plan
+  variables {
+    environment_variables = { SSL_CERT_FILE = "/opt/attacker-ca.pem" }
+  }
+  expect_failures = [var.environment_variables]
+}
+
 run "environment_variables_measured_as_json_over_4_kb_are_rejected" {
   command = plan
   variables {

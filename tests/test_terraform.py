@@ -3,10 +3,14 @@ every validation message, the agreement of Terraform's file list with build.py's
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import re
+import ssl
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,6 +303,164 @@ def test_a_valid_configuration_passes_every_validation(offline_module_dir):
     output = result.stdout + result.stderr
     assert "Invalid value for variable" not in output
     assert "127.0.0.1:9" in output, output  # it got as far as asking (the dead) AWS
+
+
+# --- The function's configuration cannot redirect trust --------------------------------------------------
+# Every environment variable the runtime helper reads, explicitly or through what it calls, must be refused by
+# environment_variables (build_rules.json's refused_environment_variables, or Lambda's reserved names) or be
+# allowed here with the reason it cannot redirect the request, the trust or the credentials.
+
+RULES = json.loads((ROOT / "build_rules.json").read_text())
+LAMBDA_RESERVED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV")  # the module refuses these as Lambda's own
+ALLOWED_READS = {
+    r"AWS_(SECURITY_TOKEN|CREDENTIAL_EXPIRATION)": "a token or an expiry: a wrong one makes the request fail, "
+                                                   "it cannot send it elsewhere (Lambda sets the credentials)",
+    r"AWS_ACCOUNT_ID(_ENDPOINT_MODE)?": "account-based endpoints exist for DynamoDB, not KMS",
+    r"AWS_(AUTH_SCHEME_PREFERENCE|SIGV4A_SIGNING_REGION_SET)": "how the request is signed, not where it goes",
+    r"AWS_CSM_(ENABLED|HOST|PORT|CLIENT_ID)": "client-side monitoring: call metrics (service, operation, latency), "
+                                              "never a request's body",
+    r"AWS_(DEFAULTS_MODE|MAX_ATTEMPTS|RETRY_MODE|METADATA_SERVICE_TIMEOUT|METADATA_SERVICE_NUM_ATTEMPTS)":
+        "timeouts and retries: how long and how often, not where",
+    r"BOTOCORE_TCP_KEEPALIVE|AWS_SDK_UA_APP_ID": "a socket option; the user agent",
+    r"AWS_(DISABLE_REQUEST_COMPRESSION|REQUEST_MIN_COMPRESSION_SIZE_BYTES|REQUEST_CHECKSUM_CALCULATION|"
+    r"RESPONSE_CHECKSUM_VALIDATION|DISABLE_HOST_PREFIX_INJECTION)": "body encoding and checksums, and host prefixes, "
+                                                                    "which KMS's operations do not have",
+    r"AWS_ENDPOINT_DISCOVERY_ENABLED": "KMS has no endpoint discovery; discovered endpoints come from AWS itself",
+    r"AWS_STS_REGIONAL_ENDPOINTS": "chooses between AWS's own STS endpoints; the openers never call STS",
+    r"AWS_IMDS_USE_IPV6": "which of AWS's own metadata addresses; Lambda has no instance metadata",
+    r"AWS_LOGIN_CACHE_DIRECTORY": "read only for a profile's login session, and profiles are refused",
+    r"(HTTPS?|ALL|NO)_PROXY|(https?|all|no)_proxy": "a proxy tunnels TLS that is verified end to end: it sees a host "
+                                                    "name, never the request",
+}
+
+
+def environment_reads_in(tree: ast.AST, where: str, *, strict: bool = True) -> set[str]:
+    """The names a module's code reads from the environment: os.environ[...] and .get(...), os.getenv(...), and
+    any mapping called environ (the openers take os.environ as a parameter). In the helper's own code (strict) a
+    name the code computes fails: this test must see every one; botocore's constants are read from its classes."""
+    def is_environ(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "environ") or (
+            isinstance(node, ast.Attribute) and node.attr == "environ")
+
+    names: set[str] = set()
+
+    def literal(node: ast.AST, line: int) -> None:
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            if not strict:
+                return
+            pytest.fail(f"{where}:{line} reads the environment by a computed name: name it literally")
+        names.add(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_environ(node.value):
+            literal(node.slice, node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("get", "pop", "setdefault") and is_environ(node.func.value) or (
+                    node.func.attr == "getenv" and isinstance(node.func.value, ast.Name) and node.func.value.id == "os"):
+                literal(node.args[0], node.lineno)
+        elif isinstance(node, ast.Compare) and any(is_environ(c) for c in node.comparators):
+            literal(node.left, node.lineno)
+    return names
+
+
+def helper_environment_reads() -> dict[str, str]:
+    """Name => where: every .py under lambda_src/ (a module or the sealed_secrets package), plus what the code it
+    calls reads: OpenSSL's default certificate paths and Python's key log through ssl.create_default_context,
+    and botocore's configuration, credentials and endpoints through the boto3 opener."""
+    reads: dict[str, str] = {}
+    sources = sorted((ROOT / "lambda_src").rglob("*.py"))
+    assert sources, "no runtime helper under lambda_src/"
+    for path in sources:
+        text = path.read_text()
+        where = str(path.relative_to(ROOT))
+        for name in environment_reads_in(ast.parse(text), where):
+            reads.setdefault(name, where)
+        if "create_default_context" in text:
+            paths = ssl.get_default_verify_paths()
+            for name in (paths.openssl_cafile_env, paths.openssl_capath_env):
+                reads.setdefault(name, f"{where} (OpenSSL, through ssl.create_default_context)")
+            # What ssl.create_default_context itself reads (SSLKEYLOGFILE), from its own source.
+            for name in environment_reads_in(ast.parse(textwrap.dedent(inspect.getsource(ssl.create_default_context))),
+                                             "ssl.create_default_context", strict=False):
+                reads.setdefault(name, f"{where} (ssl.create_default_context)")
+        if re.search(r"^\s*(import boto3|from botocore|import botocore)", text, re.MULTILINE):
+            import botocore.configprovider
+            import botocore.credentials
+            import botocore.utils
+            variables = getattr(botocore.configprovider, "BOTOCORE_DEFAULT_SESSION_VARIABLES", None) or \
+                botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES  # botocore's own spelling, until fixed
+            for _, env, *_ in variables.values():
+                for name in ([env] if isinstance(env, str) else env or []):
+                    reads.setdefault(name, f"{where} (botocore configuration)")
+            for module in (botocore.credentials, botocore.configprovider, botocore.utils):
+                for name in environment_reads_in(ast.parse(inspect.getsource(module)), module.__name__, strict=False):
+                    reads.setdefault(name, f"{where} ({module.__name__})")
+            providers = [c for c in vars(botocore.credentials).values() if isinstance(c, type)]
+            for provider in providers:
+                for attribute in dir(provider):
+                    value = getattr(provider, attribute)
+                    for name in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+                        if attribute.isupper() and re.fullmatch(r"AWS_[A-Z0-9_]+", str(name)):
+                            reads.setdefault(name, f"{where} ({provider.__name__})")
+            reads.setdefault("AWS_ENDPOINT_URL_KMS", f"{where} (botocore: AWS_ENDPOINT_URL_<service>)")
+    return reads
+
+
+def matches_any(name: str, patterns) -> str | None:
+    return next((pattern for pattern in patterns if re.fullmatch(pattern, name)), None)
+
+
+def test_every_environment_variable_the_helper_reads_is_refused_or_allowed_with_a_reason():
+    reads = helper_environment_reads()
+    # The scan sees what it must: the stdlib opener's endpoint and trust, OpenSSL's, Python's key log.
+    assert {"AWS_ENDPOINT_URL_KMS", "AWS_CA_BUNDLE", "AWS_USE_FIPS_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR",
+            "SSLKEYLOGFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID"} <= reads.keys(), sorted(reads)
+    refused = RULES["refused_environment_variables"]
+    unaccounted = {name: where for name, where in sorted(reads.items())
+                   if not (matches_any(name, refused) or name in LAMBDA_RESERVED or matches_any(name, ALLOWED_READS))}
+    assert not unaccounted, ("the runtime helper reads these, and environment_variables lets them through: refuse "
+                             f"them in build_rules.json or allow them here with a reason: {unaccounted}")
+    both = {name: pattern for name in reads if (pattern := matches_any(name, refused)) and matches_any(name, ALLOWED_READS)}
+    assert not both, f"refused and allowed at once: {both}"
+
+
+def test_the_scan_finds_every_form_of_read_and_refuses_a_computed_name():
+    code = """
+import os
+a = os.environ["A1"]; b = os.environ.get("B1"); c = os.getenv("C1")
+def f(environ): return environ.get("D1") or ("E1" in environ)
+"""
+    assert environment_reads_in(ast.parse(code), "x.py") == {"A1", "B1", "C1", "D1", "E1"}
+    with pytest.raises(pytest.fail.Exception, match="x.py:1 reads the environment by a computed name"):
+        environ_name = "os.environ.get(NAME)"
+        environment_reads_in(ast.parse(environ_name), "x.py")
+
+
+def example_name(pattern: str) -> str:
+    """A name the pattern matches: AWS_ENDPOINT_URL(_.*)? => AWS_ENDPOINT_URL_KMS, AWS_CONTAINER_.* => ..._X."""
+    name = re.sub(r"\(_\.\*\)\?", "_KMS", pattern).replace(".*", "X")
+    assert re.fullmatch(pattern, name), (pattern, name)
+    return name
+
+
+def test_every_refused_environment_variable_is_refused_at_plan_with_its_reason(offline_module_dir):
+    refused = {example_name(pattern): reason for pattern, reason in RULES["refused_environment_variables"].items()}
+    refused |= {"AWS_ENDPOINT_URL": RULES["refused_environment_variables"]["AWS_ENDPOINT_URL(_.*)?"]}
+    variables = "{" + ", ".join(f'{name} = "x"' for name in sorted(refused)) + "}"
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", "-var=function_name=orders-api",
+                       "-var=encrypted_secrets={token = \"AQICAHhzZWFsZWQ=\"}", f"-var=environment_variables={variables}",
+                       env=OFFLINE_AWS)
+    output = " ".join((result.stdout + result.stderr).replace("│", " ").split())
+    assert result.returncode == 1 and "environment_variables may not set" in output, output
+    for name, reason in refused.items():
+        assert f"{name}: it {' '.join(reason.split())}" in output, name
+    # And what stays allowed is allowed: a proxy, and a variable of the function's own.
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", "-var=function_name=orders-api",
+                       "-var=encrypted_secrets={token = \"AQICAHhzZWFsZWQ=\"}",
+                       '-var=environment_variables={HTTPS_PROXY = "http://proxy:3128", REQUESTS_CA_BUNDLE = "/x", '
+                       'STAGE = "prod"}', env=OFFLINE_AWS)
+    assert "Invalid value for variable" not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def terraform_local(module_dir: Path, template: Path, expression: str):
