@@ -14,7 +14,8 @@ locals {
   key_arn    = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
   # KMS refuses a key policy that would not let its caller change it again, so named administrators
   # always include the caller: no lockout.
-  key_administrators = (length(var.key_administrators) == 0 ? [local.account_root]
+  # (Only with a key of the module's own: with a shared key key_administrators is validated, then ignored.)
+  key_administrators = (length(data.aws_iam_session_context.caller) == 0 ? [local.account_root]
   : distinct(concat(var.key_administrators, [data.aws_iam_session_context.caller[0].issuer_arn])))
 
   # Names are not secret; only the values of var.secrets are.

@@ -264,8 +264,8 @@ variable "log_kms_key_arn" {
   default     = null
 
   validation {
-    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.log_kms_key_arn, "x")))
-    error_message = "log_kms_key_arn must be a KMS key ARN (not an alias), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab."
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.log_kms_key_arn, "x")))
+    error_message = "log_kms_key_arn must be a KMS key ARN (not an alias), like arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab."
   }
 }
 
@@ -287,8 +287,8 @@ variable "kms_key_arn" {
   }
 
   validation {
-    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
-    error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab: IAM policies match key ARNs."
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab: IAM policies match key ARNs."
   }
 
   validation {

@@ -461,6 +461,29 @@ run "a_multi_region_shared_key_is_a_clear_error" {
   expect_failures = [data.aws_kms_key.shared[0]]
 }
 
+# AWS's own documented example key ARN (not a version-4 UUID): accepted by every check of the value, so only
+# the region precondition (eu-west-1 here) refuses it.
+run "aws_documented_example_key_arn_is_accepted" {
+  command = plan
+  variables {
+    create_kms_key  = false
+    kms_key_arn     = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    log_kms_key_arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+  expect_failures = [data.aws_kms_key.shared[0]]
+}
+
+run "a_multi_region_log_key_is_accepted" {
+  command = plan
+  variables {
+    log_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function.kms_key_id == "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    error_message = "A multi-Region key may encrypt the logs: only the key that seals the secrets must be single-Region."
+  }
+}
+
 run "a_multi_region_key_id_is_refused_as_a_shared_key_at_plan" {
   command = plan
   variables {

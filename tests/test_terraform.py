@@ -522,6 +522,23 @@ def test_each_example_is_formatted_and_valid(example, tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+# An example passes its inputs through; the module checks them. A rule of the example's own is listed here.
+EXAMPLE_OWN_RULES = {
+    ("with-dependencies", "signing_key"): "an HMAC key of at least 16 characters; the module takes any secret",
+}
+
+
+def test_examples_do_not_copy_the_modules_validations():
+    """The examples' copies drifted weaker than the module's (shared-key's administrators accepted role/*)."""
+    found = {(example.name, name) for example in example_dirs()
+             for name, block in re.findall(r'^variable "([^"]+)" \{(.*?)^\}', (example / "variables.tf").read_text(),
+                                           re.MULTILINE | re.DOTALL)
+             if "validation {" in block}
+    assert found == set(EXAMPLE_OWN_RULES), (
+        f"validations in examples that are not the example's own rule: {sorted(found - set(EXAMPLE_OWN_RULES))}; "
+        "pass the input to the module, which checks it")
+
+
 def readme_table(heading: str) -> list[str]:
     """The first column of the Markdown table under ``## heading`` in README.md."""
     section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
