@@ -166,7 +166,7 @@ variable "environment_variables" {
 }
 
 variable "vpc_subnet_ids" {
-  description = "Subnets to run the function in (with vpc_security_group_ids). Empty: no VPC. Grants the role the network-interface actions Lambda needs, scoped to these subnets and groups."
+  description = "Subnets to run the function in (with vpc_security_group_ids). Empty: no VPC. Grants the role the network-interface actions Lambda needs: creating them only in these subnets and groups; deleting and re-addressing them on any network interface of the account and region (README, security model, says why)."
   type        = list(string)
   default     = []
   nullable    = false
