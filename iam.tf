@@ -52,6 +52,20 @@ data "aws_iam_policy_document" "function" {
       }
     }
   }
+  # An explicit Deny, so that no other policy attached to this role (an allow of kms:Decrypt on "*", say)
+  # lets anything but this function open the secrets: another function given this role, or the role's
+  # credentials outside Lambda (the key is then absent, and a negated operator holds).
+  statement {
+    sid       = "DenyOpeningOutsideTheFunction"
+    effect    = "Deny"
+    actions   = ["kms:Decrypt", "kms:ReEncrypt*"]
+    resources = [local.key_arn]
+    condition {
+      test     = "ArnNotLike"
+      variable = "lambda:SourceFunctionArn"
+      values   = [local.function_arn, "${local.function_arn}:*"]
+    }
+  }
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -63,6 +77,32 @@ resource "aws_iam_role_policy" "function" {
   name   = "open-sealed-secrets"
   role   = aws_iam_role.function.id
   policy = data.aws_iam_policy_document.function.json
+}
+
+# With decrypt_vpc_endpoint_ids, a Deny of its own (a second condition in the Deny above would narrow it
+# to requests outside both the function and the endpoints): nothing opens the secrets elsewhere, whatever
+# else the role is given. A policy of its own, as checkov reads no dynamic statement block.
+data "aws_iam_policy_document" "decrypt_endpoints" {
+  count = length(var.decrypt_vpc_endpoint_ids) > 0 ? 1 : 0
+
+  statement {
+    sid       = "DenyOpeningOutsideTheEndpoints"
+    effect    = "Deny"
+    actions   = ["kms:Decrypt", "kms:ReEncrypt*"]
+    resources = [local.key_arn]
+    condition {
+      test     = "StringNotEquals"
+      variable = "aws:SourceVpce"
+      values   = var.decrypt_vpc_endpoint_ids
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "decrypt_endpoints" {
+  count  = length(var.decrypt_vpc_endpoint_ids) > 0 ? 1 : 0
+  name   = "open-only-through-endpoints"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.decrypt_endpoints[0].json
 }
 
 data "aws_iam_policy_document" "vpc" {

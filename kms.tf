@@ -14,7 +14,8 @@ locals {
   key_arn    = local.create_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
   # KMS refuses a key policy that would not let its caller change it again, so named administrators
   # always include the caller: no lockout.
-  key_administrators = (length(var.key_administrators) == 0 ? [local.account_root]
+  # (Only with a key of the module's own: with a shared key key_administrators is validated, then ignored.)
+  key_administrators = (length(data.aws_iam_session_context.caller) == 0 ? [local.account_root]
   : distinct(concat(var.key_administrators, [data.aws_iam_session_context.caller[0].issuer_arn])))
 
   # Names are not secret; only the values of var.secrets are.
@@ -27,8 +28,10 @@ locals {
   )
 
   # The key policy statement that lets this function's role, and nothing else, open its secrets:
-  # Decrypt is delegated to IAM only for the role's principal ARN and only under the function's
-  # context; the role's own policy then adds the lambda:SourceFunctionArn condition.
+  # Decrypt is delegated to IAM only for the role (its ARN, and its unique ID, so that a role deleted
+  # and recreated under the same name opens nothing) and only under the function's context; the role's
+  # own policy then allows it only from the function, and denies it otherwise. The key depends on the
+  # role here; the role depends on nothing of the key's, so there is no cycle.
   decrypt_statement = {
     Sid       = "Decrypt for Lambda function ${var.function_name}"
     Effect    = "Allow"
@@ -38,6 +41,7 @@ locals {
     Condition = {
       ArnEquals    = { "aws:PrincipalArn" = local.role_arn }
       StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = var.function_name }
+      StringLike   = { "aws:userid" = "${aws_iam_role.function.unique_id}:*" }
     }
   }
   key_policy_statements = [local.decrypt_statement]
@@ -98,6 +102,10 @@ data "aws_kms_key" "shared" {
     postcondition {
       condition     = self.enabled && self.key_usage == "ENCRYPT_DECRYPT" && self.customer_master_key_spec == "SYMMETRIC_DEFAULT"
       error_message = "kms_key_arn must name an enabled symmetric ENCRYPT_DECRYPT key; this one is ${self.key_state}, ${self.key_usage}, ${self.customer_master_key_spec}. Use another key, or set create_kms_key = true to let the module create one."
+    }
+    postcondition {
+      condition     = !self.multi_region
+      error_message = "kms_key_arn is a multi-Region key: each of its replicas carries a key policy of its own, which this module's key_policy_statements do not reach, so a replica's policy could open the secrets. Use a single-Region key, or set create_kms_key = true."
     }
   }
 }

@@ -125,7 +125,7 @@ resource "aws_lambda_function" "this" {
   # The package is built first; the log group exists first so its retention applies from the first line.
   depends_on = [
     terraform_data.package, aws_cloudwatch_log_group.function,
-    aws_iam_role_policy.function, aws_iam_role_policy.vpc, aws_iam_role_policy.tracing, aws_iam_role_policy.dead_letter,
+    aws_iam_role_policy.function, aws_iam_role_policy.decrypt_endpoints, aws_iam_role_policy.vpc, aws_iam_role_policy.tracing, aws_iam_role_policy.dead_letter,
   ]
 }
 

@@ -131,7 +131,7 @@ variable "ephemeral_storage_size" {
 }
 
 variable "environment_variables" {
-  description = "Environment variables of the function (not for secrets: seal those). Names Lambda reserves (AWS_REGION, AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, ...) are rejected."
+  description = "Environment variables of the function (not for secrets: seal those). Names Lambda reserves (AWS_REGION, AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, ...) are rejected, and so are those that would redirect KMS, its TLS trust or the credentials (AWS_ENDPOINT_URL*, AWS_CA_BUNDLE, SSL_CERT_FILE, AWS_PROFILE, ...: build_rules.json lists them with their reasons)."
   type        = map(string)
   default     = {}
   nullable    = false
@@ -150,11 +150,17 @@ variable "environment_variables" {
   }
 
   validation {
+    # Names that would change where the opener sends the signed Decrypt request, whom it trusts, or where
+    # its credentials come from: one list, with each one's reason, in build_rules.json.
     condition = alltrue([
       for name in keys(var.environment_variables) :
-      !can(regex("^(AWS_ENDPOINT_URL(_.*)?|AWS_CA_BUNDLE|AWS_IGNORE_CONFIGURED_ENDPOINT_URLS|AWS_USE_FIPS_ENDPOINT)$", name))
+      !can(regex("^(?:${join("|", keys(local.rules.refused_environment_variables))})$", name))
     ])
-    error_message = "environment_variables may not set AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_*, AWS_CA_BUNDLE, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or AWS_USE_FIPS_ENDPOINT: they would send the signed Decrypt request, and the ciphertext, somewhere other than KMS."
+    error_message = "environment_variables may not set ${join("; ", flatten([
+      for name in sort(keys(var.environment_variables)) : [
+        for pattern, reason in local.rules.refused_environment_variables : "${name}: it ${reason}" if can(regex("^(?:${pattern})$", name))
+      ]
+    ]))}. Remove it: the secrets must be opened by KMS itself, over TLS verified against the runtime's own certificates."
   }
 
   validation {
@@ -165,7 +171,7 @@ variable "environment_variables" {
 }
 
 variable "vpc_subnet_ids" {
-  description = "Subnets to run the function in (with vpc_security_group_ids). Empty: no VPC. Grants the role the network-interface actions Lambda needs, scoped to these subnets and groups."
+  description = "Subnets to run the function in (with vpc_security_group_ids). Empty: no VPC. Grants the role the network-interface actions Lambda needs: creating them only in these subnets and groups; deleting and re-addressing them on any network interface of the account and region (README, security model, says why)."
   type        = list(string)
   default     = []
   nullable    = false
@@ -263,8 +269,8 @@ variable "log_kms_key_arn" {
   default     = null
 
   validation {
-    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.log_kms_key_arn, "x")))
-    error_message = "log_kms_key_arn must be a KMS key ARN (not an alias), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab."
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.log_kms_key_arn, "x")))
+    error_message = "log_kms_key_arn must be a KMS key ARN (not an alias), like arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab."
   }
 }
 
@@ -286,8 +292,14 @@ variable "kms_key_arn" {
   }
 
   validation {
-    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
-    error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab: IAM policies match key ARNs."
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn must be a KMS key ARN (not an alias or a key ID), like arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab: IAM policies match key ARNs."
+  }
+
+  validation {
+    # A key ID that starts with mrk- is always a multi-Region key; the module refuses those (kms.tf says why).
+    condition     = var.kms_key_arn == null || !can(regex(":key/mrk-", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn is a multi-Region key (mrk-): each of its replicas carries a key policy of its own, which this module's key_policy_statements do not reach, so a replica's policy could open the secrets. Use a single-Region key, or set create_kms_key = true."
   }
 }
 

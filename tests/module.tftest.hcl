@@ -28,6 +28,7 @@ mock_provider "aws" {
       key_state                = "Enabled"
       key_usage                = "ENCRYPT_DECRYPT"
       customer_master_key_spec = "SYMMETRIC_DEFAULT"
+      multi_region             = false
     }
   }
   mock_resource "aws_kms_key" {
@@ -43,7 +44,7 @@ mock_provider "aws" {
     defaults = { ciphertext_blob = "AQICAHhzZWFsZWQ=" }
   }
   mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/orders-api-lambda" }
+    defaults = { arn = "arn:aws:iam::123456789012:role/orders-api-lambda", unique_id = "AROAORDERSAPILAMBDA01" }
   }
 }
 
@@ -78,6 +79,17 @@ run "role_policy_is_exactly_least_privilege" {
         }
       },
       {
+        sid       = "DenyOpeningOutsideTheFunction"
+        actions   = ["kms:Decrypt", "kms:ReEncrypt*"]
+        resources = ["arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"]
+        conditions = {
+          "ArnNotLike lambda:SourceFunctionArn" = [
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders-api",
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders-api:*",
+          ]
+        }
+      },
+      {
         sid        = "WriteOwnLogs"
         actions    = ["logs:CreateLogStream", "logs:PutLogEvents"]
         resources  = ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/orders-api:*"]
@@ -88,7 +100,7 @@ run "role_policy_is_exactly_least_privilege" {
   }
 
   assert {
-    condition     = length(aws_iam_role_policy.vpc) + length(aws_iam_role_policy.tracing) + length(aws_iam_role_policy.dead_letter) == 0
+    condition     = length(aws_iam_role_policy.decrypt_endpoints) + length(aws_iam_role_policy.vpc) + length(aws_iam_role_policy.tracing) + length(aws_iam_role_policy.dead_letter) == 0
     error_message = "With the defaults the role has exactly one policy."
   }
 
@@ -130,6 +142,7 @@ run "key_policy_grants_no_blanket_access_and_delegates_decrypt_only_for_the_role
           Condition = {
             ArnEquals    = { "aws:PrincipalArn" = "arn:aws:iam::123456789012:role/orders-api-lambda" }
             StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = "orders-api" }
+            StringLike   = { "aws:userid" = "AROAORDERSAPILAMBDA01:*" }
           }
         },
       ]
@@ -359,7 +372,7 @@ run "settings_reach_the_function_and_grant_only_what_they_need" {
 
   assert {
     condition = (length(aws_iam_role_policy.vpc) == 1 && length(aws_iam_role_policy.tracing) == 1 && length(aws_iam_role_policy.dead_letter) == 1
-    && length(data.aws_iam_policy_document.function.statement) == 2)
+    && length(data.aws_iam_policy_document.function.statement) == 3)
     error_message = "Each setting brings its own policy; the secrets policy is unchanged."
   }
 }
@@ -409,6 +422,7 @@ run "a_shared_key_creates_no_key_and_still_binds_each_secret_to_its_function" {
       Condition = {
         ArnEquals    = { "aws:PrincipalArn" = "arn:aws:iam::123456789012:role/orders-api-lambda" }
         StringEquals = { "kms:EncryptionContext:LambdaFunctionName" = "orders-api" }
+        StringLike   = { "aws:userid" = "AROAORDERSAPILAMBDA01:*" }
       }
     }]
     error_message = "key_policy_statements is what the shared key's owner adds for this function."
@@ -429,6 +443,54 @@ run "a_disabled_shared_key_is_a_clear_error" {
   }
 
   expect_failures = [data.aws_kms_key.shared[0]]
+}
+
+run "a_multi_region_shared_key_is_a_clear_error" {
+  command = plan
+
+  variables {
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+  }
+
+  override_data {
+    target = data.aws_kms_key.shared[0]
+    values = { enabled = true, key_state = "Enabled", key_usage = "ENCRYPT_DECRYPT", customer_master_key_spec = "SYMMETRIC_DEFAULT", multi_region = true }
+  }
+
+  expect_failures = [data.aws_kms_key.shared[0]]
+}
+
+# AWS's own documented example key ARN (not a version-4 UUID): accepted by every check of the value, so only
+# the region precondition (eu-west-1 here) refuses it.
+run "aws_documented_example_key_arn_is_accepted" {
+  command = plan
+  variables {
+    create_kms_key  = false
+    kms_key_arn     = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    log_kms_key_arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+  expect_failures = [data.aws_kms_key.shared[0]]
+}
+
+run "a_multi_region_log_key_is_accepted" {
+  command = plan
+  variables {
+    log_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function.kms_key_id == "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    error_message = "A multi-Region key may encrypt the logs: only the key that seals the secrets must be single-Region."
+  }
+}
+
+run "a_multi_region_key_id_is_refused_as_a_shared_key_at_plan" {
+  command = plan
+  variables {
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+  }
+  expect_failures = [var.kms_key_arn]
 }
 
 run "an_asymmetric_shared_key_is_a_clear_error" {
@@ -662,6 +724,21 @@ run "decrypt_vpc_endpoints_tie_decryption_to_the_network" {
     })
     error_message = "With decrypt_vpc_endpoint_ids the role may Decrypt only through those endpoints."
   }
+
+  assert {
+    condition = jsonencode([for statement in data.aws_iam_policy_document.decrypt_endpoints[0].statement : {
+      effect     = statement.effect
+      actions    = sort(statement.actions)
+      resources  = sort(statement.resources)
+      conditions = { for c in statement.condition : "${c.test} ${c.variable}" => c.values }
+      }]) == jsonencode([{
+      effect     = "Deny"
+      actions    = ["kms:Decrypt", "kms:ReEncrypt*"]
+      resources  = ["arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"]
+      conditions = { "StringNotEquals aws:SourceVpce" = ["vpce-0123456789abcdef0"] }
+    }]) && length(aws_iam_role_policy.decrypt_endpoints) == 1
+    error_message = "With decrypt_vpc_endpoint_ids the role is denied opening its secrets through anything else."
+  }
 }
 
 run "decrypt_vpc_endpoints_without_a_vpc_are_rejected" {
@@ -693,6 +770,14 @@ run "environment_variables_that_redirect_kms_are_rejected" {
   command = plan
   variables {
     environment_variables = { AWS_ENDPOINT_URL_KMS = "https://attacker.example" }
+  }
+  expect_failures = [var.environment_variables]
+}
+
+run "environment_variables_that_change_the_trusted_certificates_are_rejected" {
+  command = plan
+  variables {
+    environment_variables = { SSL_CERT_FILE = "/opt/attacker-ca.pem" }
   }
   expect_failures = [var.environment_variables]
 }

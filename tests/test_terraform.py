@@ -3,16 +3,23 @@ every validation message, the agreement of Terraform's file list with build.py's
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import re
+import ssl
 import subprocess
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from localdeploy import ROOT, copy_example, copy_module
 
 import build
+import iam_eval
 
 pytestmark = pytest.mark.terraform
 
@@ -33,9 +40,9 @@ OFFLINE_AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
 
 def terraform(directory: Path, *args: str, env: dict[str, str] | None = None,
-              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+              stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["terraform", *args, "-no-color"], cwd=directory, capture_output=True, text=True,
-                          input=stdin, env={**os.environ, **(env or {})}, timeout=300)
+                          input=stdin, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def init(directory: Path) -> Path:
@@ -66,12 +73,182 @@ def test_validate(module_dir):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_terraform_test_with_mock_provider(module_dir):
-    result = terraform(module_dir, "test")
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = re.search(r"(\d+) passed, (\d+) failed\.", result.stdout)
-    assert summary and int(summary[1]) >= 38 and summary[2] == "0", result.stdout
-    assert "skip" not in result.stdout, result.stdout
+POLICIES = "tests/policies.tftest.hcl"  # the policies as rendered: its apply runs' states are evaluated
+RUN_BLOCK = re.compile(r'^run\s+"([^"]+)"\s*\{', re.MULTILINE)
+
+
+def run_blocks(directory: Path) -> dict[str, list[str]]:
+    """The run blocks of every tests/*.tftest.hcl, by file, as the files declare them."""
+    return {f"tests/{path.name}": RUN_BLOCK.findall(path.read_text())
+            for path in sorted((directory / "tests").glob("*.tftest.hcl"))}
+
+
+@dataclass
+class TerraformTestReport:
+    abstract: dict[str, list[str]]  # file => its runs, as terraform test lists them
+    summary: dict[str, int]  # passed, failed, errored, skipped
+    statuses: dict[tuple[str, str], str]  # (file, run) => pass, fail, error or skip
+    states: dict[tuple[str, str], dict[str, Any]]  # (file, run) => the state after that apply run (-verbose)
+
+
+def terraform_test_report(directory: Path, files: list[str], *, verbose: bool) -> TerraformTestReport:
+    """`terraform test -json` of ``files``. -verbose adds each apply run's state, and each plan run's plan with
+    the provider's whole schema, hundreds of MB over the mocked file: so only the files whose states are read."""
+    result = terraform(directory, "test", "-json", *(["-verbose"] if verbose else []),
+                       *[f"-filter={name}" for name in files], timeout=900)
+    messages = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    failures = [f"{m.get('@testfile')} {m.get('@testrun')}: {m['@message']} {m.get('diagnostic', {}).get('detail', '')}"
+                for m in messages if m["type"] == "diagnostic" and m["@level"] == "error"]
+    summaries = [m["test_summary"] for m in messages if m["type"] == "test_summary"]
+    assert result.returncode == 0 and len(summaries) == 1, "\n".join(failures) or result.stdout[-3000:] + result.stderr
+    return TerraformTestReport(
+        abstract=next(m["test_abstract"] for m in messages if m["type"] == "test_abstract"),
+        summary={key: summaries[0][key] for key in ("passed", "failed", "errored", "skipped")},
+        statuses={(m["test_run"]["path"], m["test_run"]["run"]): m["test_run"].get("status", "")
+                  for m in messages if m["type"] == "test_run" and m["test_run"].get("progress") == "complete"},
+        states={(m["@testfile"], m["@testrun"]): m["test_state"] for m in messages if m["type"] == "test_state"},
+    )
+
+
+@pytest.fixture(scope="module")
+def terraform_test(module_dir) -> TerraformTestReport:
+    """Every tests/*.tftest.hcl once: the policy file verbosely (its states are evaluated below), the rest not."""
+    files = sorted(run_blocks(module_dir))
+    assert POLICIES in files, files
+    others = terraform_test_report(module_dir, [name for name in files if name != POLICIES], verbose=False)
+    policies = terraform_test_report(module_dir, [POLICIES], verbose=True)
+    return TerraformTestReport(
+        abstract={**others.abstract, **policies.abstract},
+        summary={key: others.summary[key] + policies.summary[key] for key in others.summary},
+        statuses={**others.statuses, **policies.statuses},
+        states=policies.states,
+    )
+
+
+def test_terraform_test_runs_every_run_block_and_each_passes(module_dir, terraform_test):
+    declared = run_blocks(module_dir)
+    assert declared.keys() == {f"tests/{path.name}" for path in (ROOT / "tests").glob("*.tftest.hcl")}
+    assert terraform_test.abstract == declared
+    expected = sum(len(runs) for runs in declared.values())
+    assert expected > 0
+    assert terraform_test.summary == {"passed": expected, "failed": 0, "errored": 0, "skipped": 0}, \
+        terraform_test.summary
+    assert terraform_test.statuses == {(path, run): "pass" for path, runs in declared.items() for run in runs}
+
+
+# --- The policies as rendered, evaluated: who can Decrypt, under which context -------------------------
+# tests/policies.tftest.hcl renders them with the real provider, offline; tests/iam_eval.py evaluates them.
+
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-api-lambda"
+ROLE_ID = "AROAORDERSAPILAMBDA01"  # the role's unique ID in tests/policies.tftest.hcl
+FUNCTION = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:orders-api"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"
+ENDPOINT = "vpce-0123456789abcdef0"
+ANYTHING_KMS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+DECRYPT_ANYWHERE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}
+
+
+@dataclass
+class Rendered:
+    key_arn: str
+    key_policy: dict[str, Any] | None
+    role_policies: list[dict[str, Any]]
+    outputs: dict[str, Any]
+
+
+def rendered(report: TerraformTestReport, run: str) -> Rendered:
+    state = report.states[(POLICIES, run)]
+    resources = {r["address"]: r["values"] for r in state["root_module"]["resources"]}
+    outputs = {name: output["value"] for name, output in state["outputs"].items()}
+    key = resources.get("aws_kms_key.secrets[0]")
+    return Rendered(
+        key_arn=outputs["kms_key_arn"],
+        key_policy=json.loads(key["policy"]) if key else None,
+        role_policies=[json.loads(values["policy"]) for address, values in sorted(resources.items())
+                       if address.startswith("aws_iam_role_policy.")],
+        outputs=outputs,
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls kms:Decrypt (or ReEncryptFrom), from where, under which context."""
+    who: str  # "role": the function's role; "recreated": a new role of the same name; "admin": kms:* on *
+    source: str | None  # lambda:SourceFunctionArn: None outside Lambda
+    context: str = "orders-api"
+    vpce: str | None = None
+    action: str = "kms:Decrypt"
+
+
+CALLERS = [Caller(who, source, context, vpce, action)
+           for who in ("role", "recreated", "admin")
+           for source in (FUNCTION, f"{FUNCTION}:3", f"{FUNCTION}:live", f"{FUNCTION}-copy", None)
+           for context in ("orders-api", "billing")
+           for vpce in (None, ENDPOINT, "vpce-0fedcba9876543210")
+           for action in ("kms:Decrypt", "kms:ReEncryptFrom")]
+
+
+def request(caller: Caller, key_arn: str) -> iam_eval.Request:
+    principal, user_id = {"role": (ROLE, ROLE_ID), "recreated": (ROLE, "AROARECREATEDROLE0002"),
+                          "admin": (ADMIN, "AROAADMINROLEID000003")}[caller.who]
+    context = {"aws:PrincipalArn": principal, "aws:userid": f"{user_id}:orders-api",
+               "aws:PrincipalAccount": ACCOUNT, "kms:EncryptionContext:LambdaFunctionName": caller.context}
+    if caller.source:
+        context["lambda:SourceFunctionArn"] = caller.source
+    if caller.vpce:
+        context["aws:SourceVpce"] = caller.vpce
+    return iam_eval.Request(principal=principal, action=caller.action, resource=key_arn, context=context)
+
+
+def who_decrypts(policies: Rendered, key_policy: dict[str, Any], extra: list[dict[str, Any]] = ()) -> set[Caller]:
+    """Every caller KMS lets through. The function's role holds the module's policies (plus ``extra``); a
+    role recreated under its name holds whatever its new owner gives it, here kms:* on *; so does the admin."""
+    identity = {"role": [*policies.role_policies, *extra], "recreated": [ANYTHING_KMS], "admin": [ANYTHING_KMS]}
+    return {caller for caller in CALLERS
+            if iam_eval.kms_allows(key_policy, identity[caller.who], request(caller, policies.key_arn))}
+
+
+def the_function(vpces=(None, ENDPOINT, "vpce-0fedcba9876543210")) -> set[Caller]:
+    return {Caller("role", source, "orders-api", vpce) for source in (FUNCTION, f"{FUNCTION}:3", f"{FUNCTION}:live")
+            for vpce in vpces}
+
+
+def test_only_the_function_under_its_context_opens_its_secrets(terraform_test):
+    policies = rendered(terraform_test, "the_role_gets_exactly_this_policy_at_the_defaults")
+    assert who_decrypts(policies, policies.key_policy) == the_function()
+
+
+def test_nothing_else_attached_to_the_role_widens_who_opens_the_secrets(terraform_test):
+    """An allow of kms:Decrypt (or kms:*) on "*" given to the role changes who can decrypt in no case: the role's
+    own Deny stops another function given this role, and the role's credentials outside Lambda."""
+    policies = rendered(terraform_test, "the_role_gets_exactly_this_policy_at_the_defaults")
+    for extra in (DECRYPT_ANYWHERE, ANYTHING_KMS):
+        assert who_decrypts(policies, policies.key_policy, [extra]) == the_function()
+
+
+def test_a_role_recreated_under_the_same_name_opens_nothing(terraform_test):
+    """The key policy pins the role's unique ID (aws:userid), not only its ARN, which a new role would share."""
+    policies = rendered(terraform_test, "the_role_gets_exactly_this_policy_at_the_defaults")
+    assert not {caller for caller in who_decrypts(policies, policies.key_policy) if caller.who == "recreated"}
+
+
+def test_with_decrypt_vpc_endpoints_only_the_function_through_them_opens_even_with_more_allowed(terraform_test):
+    policies = rendered(terraform_test, "every_optional_setting_attaches_exactly_its_own_policy")
+    for extra in ((), [DECRYPT_ANYWHERE], [ANYTHING_KMS]):
+        assert who_decrypts(policies, policies.key_policy, extra) == the_function(vpces=(ENDPOINT,))
+
+
+def test_a_shared_key_with_the_statement_the_module_outputs_opens_only_for_the_function(terraform_test):
+    """The shared key's owner adds key_policy_statements beside an administration statement: the same result,
+    whatever else the role or an administrator is allowed."""
+    policies = rendered(terraform_test, "a_shared_key_gets_the_statement_the_module_outputs")
+    assert policies.key_policy is None  # no key of the module's own
+    administration = {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                      "Action": policies.outputs["key_administration_actions"], "Resource": "*"}
+    shared = {"Version": "2012-10-17", "Statement": [administration, *policies.outputs["key_policy_statements"]]}
+    for extra in ((), [DECRYPT_ANYWHERE], [ANYTHING_KMS]):
+        assert who_decrypts(policies, shared, extra) == the_function()
 
 
 # Each hostile or out-of-range value, the variable that must refuse it, and the words of its message.
@@ -126,6 +303,164 @@ def test_a_valid_configuration_passes_every_validation(offline_module_dir):
     output = result.stdout + result.stderr
     assert "Invalid value for variable" not in output
     assert "127.0.0.1:9" in output, output  # it got as far as asking (the dead) AWS
+
+
+# --- The function's configuration cannot redirect trust --------------------------------------------------
+# Every environment variable the runtime helper reads, explicitly or through what it calls, must be refused by
+# environment_variables (build_rules.json's refused_environment_variables, or Lambda's reserved names) or be
+# allowed here with the reason it cannot redirect the request, the trust or the credentials.
+
+RULES = json.loads((ROOT / "build_rules.json").read_text())
+LAMBDA_RESERVED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV")  # the module refuses these as Lambda's own
+ALLOWED_READS = {
+    r"AWS_(SECURITY_TOKEN|CREDENTIAL_EXPIRATION)": "a token or an expiry: a wrong one makes the request fail, "
+                                                   "it cannot send it elsewhere (Lambda sets the credentials)",
+    r"AWS_ACCOUNT_ID(_ENDPOINT_MODE)?": "account-based endpoints exist for DynamoDB, not KMS",
+    r"AWS_(AUTH_SCHEME_PREFERENCE|SIGV4A_SIGNING_REGION_SET)": "how the request is signed, not where it goes",
+    r"AWS_CSM_(ENABLED|HOST|PORT|CLIENT_ID)": "client-side monitoring: call metrics (service, operation, latency), "
+                                              "never a request's body",
+    r"AWS_(DEFAULTS_MODE|MAX_ATTEMPTS|RETRY_MODE|METADATA_SERVICE_TIMEOUT|METADATA_SERVICE_NUM_ATTEMPTS)":
+        "timeouts and retries: how long and how often, not where",
+    r"BOTOCORE_TCP_KEEPALIVE|AWS_SDK_UA_APP_ID": "a socket option; the user agent",
+    r"AWS_(DISABLE_REQUEST_COMPRESSION|REQUEST_MIN_COMPRESSION_SIZE_BYTES|REQUEST_CHECKSUM_CALCULATION|"
+    r"RESPONSE_CHECKSUM_VALIDATION|DISABLE_HOST_PREFIX_INJECTION)": "body encoding and checksums, and host prefixes, "
+                                                                    "which KMS's operations do not have",
+    r"AWS_ENDPOINT_DISCOVERY_ENABLED": "KMS has no endpoint discovery; discovered endpoints come from AWS itself",
+    r"AWS_STS_REGIONAL_ENDPOINTS": "chooses between AWS's own STS endpoints; the openers never call STS",
+    r"AWS_IMDS_USE_IPV6": "which of AWS's own metadata addresses; Lambda has no instance metadata",
+    r"AWS_LOGIN_CACHE_DIRECTORY": "read only for a profile's login session, and profiles are refused",
+    r"(HTTPS?|ALL|NO)_PROXY|(https?|all|no)_proxy": "a proxy tunnels TLS that is verified end to end: it sees a host "
+                                                    "name, never the request",
+}
+
+
+def environment_reads_in(tree: ast.AST, where: str, *, strict: bool = True) -> set[str]:
+    """The names a module's code reads from the environment: os.environ[...] and .get(...), os.getenv(...), and
+    any mapping called environ (the openers take os.environ as a parameter). In the helper's own code (strict) a
+    name the code computes fails: this test must see every one; botocore's constants are read from its classes."""
+    def is_environ(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "environ") or (
+            isinstance(node, ast.Attribute) and node.attr == "environ")
+
+    names: set[str] = set()
+
+    def literal(node: ast.AST, line: int) -> None:
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            if not strict:
+                return
+            pytest.fail(f"{where}:{line} reads the environment by a computed name: name it literally")
+        names.add(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_environ(node.value):
+            literal(node.slice, node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("get", "pop", "setdefault") and is_environ(node.func.value) or (
+                    node.func.attr == "getenv" and isinstance(node.func.value, ast.Name) and node.func.value.id == "os"):
+                literal(node.args[0], node.lineno)
+        elif isinstance(node, ast.Compare) and any(is_environ(c) for c in node.comparators):
+            literal(node.left, node.lineno)
+    return names
+
+
+def helper_environment_reads() -> dict[str, str]:
+    """Name => where: every .py under lambda_src/ (a module or the sealed_secrets package), plus what the code it
+    calls reads: OpenSSL's default certificate paths and Python's key log through ssl.create_default_context,
+    and botocore's configuration, credentials and endpoints through the boto3 opener."""
+    reads: dict[str, str] = {}
+    sources = sorted((ROOT / "lambda_src").rglob("*.py"))
+    assert sources, "no runtime helper under lambda_src/"
+    for path in sources:
+        text = path.read_text()
+        where = str(path.relative_to(ROOT))
+        for name in environment_reads_in(ast.parse(text), where):
+            reads.setdefault(name, where)
+        if "create_default_context" in text:
+            paths = ssl.get_default_verify_paths()
+            for name in (paths.openssl_cafile_env, paths.openssl_capath_env):
+                reads.setdefault(name, f"{where} (OpenSSL, through ssl.create_default_context)")
+            # What ssl.create_default_context itself reads (SSLKEYLOGFILE), from its own source.
+            for name in environment_reads_in(ast.parse(textwrap.dedent(inspect.getsource(ssl.create_default_context))),
+                                             "ssl.create_default_context", strict=False):
+                reads.setdefault(name, f"{where} (ssl.create_default_context)")
+        if re.search(r"^\s*(import boto3|from botocore|import botocore)", text, re.MULTILINE):
+            import botocore.configprovider
+            import botocore.credentials
+            import botocore.utils
+            variables = getattr(botocore.configprovider, "BOTOCORE_DEFAULT_SESSION_VARIABLES", None) or \
+                botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES  # botocore's own spelling, until fixed
+            for _, env, *_ in variables.values():
+                for name in ([env] if isinstance(env, str) else env or []):
+                    reads.setdefault(name, f"{where} (botocore configuration)")
+            for module in (botocore.credentials, botocore.configprovider, botocore.utils):
+                for name in environment_reads_in(ast.parse(inspect.getsource(module)), module.__name__, strict=False):
+                    reads.setdefault(name, f"{where} ({module.__name__})")
+            providers = [c for c in vars(botocore.credentials).values() if isinstance(c, type)]
+            for provider in providers:
+                for attribute in dir(provider):
+                    value = getattr(provider, attribute)
+                    for name in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+                        if attribute.isupper() and re.fullmatch(r"AWS_[A-Z0-9_]+", str(name)):
+                            reads.setdefault(name, f"{where} ({provider.__name__})")
+            reads.setdefault("AWS_ENDPOINT_URL_KMS", f"{where} (botocore: AWS_ENDPOINT_URL_<service>)")
+    return reads
+
+
+def matches_any(name: str, patterns) -> str | None:
+    return next((pattern for pattern in patterns if re.fullmatch(pattern, name)), None)
+
+
+def test_every_environment_variable_the_helper_reads_is_refused_or_allowed_with_a_reason():
+    reads = helper_environment_reads()
+    # The scan sees what it must: the stdlib opener's endpoint and trust, OpenSSL's, Python's key log.
+    assert {"AWS_ENDPOINT_URL_KMS", "AWS_CA_BUNDLE", "AWS_USE_FIPS_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR",
+            "SSLKEYLOGFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID"} <= reads.keys(), sorted(reads)
+    refused = RULES["refused_environment_variables"]
+    unaccounted = {name: where for name, where in sorted(reads.items())
+                   if not (matches_any(name, refused) or name in LAMBDA_RESERVED or matches_any(name, ALLOWED_READS))}
+    assert not unaccounted, ("the runtime helper reads these, and environment_variables lets them through: refuse "
+                             f"them in build_rules.json or allow them here with a reason: {unaccounted}")
+    both = {name: pattern for name in reads if (pattern := matches_any(name, refused)) and matches_any(name, ALLOWED_READS)}
+    assert not both, f"refused and allowed at once: {both}"
+
+
+def test_the_scan_finds_every_form_of_read_and_refuses_a_computed_name():
+    code = """
+import os
+a = os.environ["A1"]; b = os.environ.get("B1"); c = os.getenv("C1")
+def f(environ): return environ.get("D1") or ("E1" in environ)
+"""
+    assert environment_reads_in(ast.parse(code), "x.py") == {"A1", "B1", "C1", "D1", "E1"}
+    with pytest.raises(pytest.fail.Exception, match="x.py:1 reads the environment by a computed name"):
+        environ_name = "os.environ.get(NAME)"
+        environment_reads_in(ast.parse(environ_name), "x.py")
+
+
+def example_name(pattern: str) -> str:
+    """A name the pattern matches: AWS_ENDPOINT_URL(_.*)? => AWS_ENDPOINT_URL_KMS, AWS_CONTAINER_.* => ..._X."""
+    name = re.sub(r"\(_\.\*\)\?", "_KMS", pattern).replace(".*", "X")
+    assert re.fullmatch(pattern, name), (pattern, name)
+    return name
+
+
+def test_every_refused_environment_variable_is_refused_at_plan_with_its_reason(offline_module_dir):
+    refused = {example_name(pattern): reason for pattern, reason in RULES["refused_environment_variables"].items()}
+    refused |= {"AWS_ENDPOINT_URL": RULES["refused_environment_variables"]["AWS_ENDPOINT_URL(_.*)?"]}
+    variables = "{" + ", ".join(f'{name} = "x"' for name in sorted(refused)) + "}"
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", "-var=function_name=orders-api",
+                       "-var=encrypted_secrets={token = \"AQICAHhzZWFsZWQ=\"}", f"-var=environment_variables={variables}",
+                       env=OFFLINE_AWS)
+    output = " ".join((result.stdout + result.stderr).replace("│", " ").split())
+    assert result.returncode == 1 and "environment_variables may not set" in output, output
+    for name, reason in refused.items():
+        assert f"{name}: it {' '.join(reason.split())}" in output, name
+    # And what stays allowed is allowed: a proxy, and a variable of the function's own.
+    result = terraform(offline_module_dir, "plan", "-input=false", "-lock=false", "-var=function_name=orders-api",
+                       "-var=encrypted_secrets={token = \"AQICAHhzZWFsZWQ=\"}",
+                       '-var=environment_variables={HTTPS_PROXY = "http://proxy:3128", REQUESTS_CA_BUNDLE = "/x", '
+                       'STAGE = "prod"}', env=OFFLINE_AWS)
+    assert "Invalid value for variable" not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def terraform_local(module_dir: Path, template: Path, expression: str):
@@ -185,6 +520,23 @@ def test_each_example_is_formatted_and_valid(example, tmp_path):
     for command in (["fmt", "-check", "-diff"], ["validate"]):
         result = terraform(directory, *command)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# An example passes its inputs through; the module checks them. A rule of the example's own is listed here.
+EXAMPLE_OWN_RULES = {
+    ("with-dependencies", "signing_key"): "an HMAC key of at least 16 characters; the module takes any secret",
+}
+
+
+def test_examples_do_not_copy_the_modules_validations():
+    """The examples' copies drifted weaker than the module's (shared-key's administrators accepted role/*)."""
+    found = {(example.name, name) for example in example_dirs()
+             for name, block in re.findall(r'^variable "([^"]+)" \{(.*?)^\}', (example / "variables.tf").read_text(),
+                                           re.MULTILINE | re.DOTALL)
+             if "validation {" in block}
+    assert found == set(EXAMPLE_OWN_RULES), (
+        f"validations in examples that are not the example's own rule: {sorted(found - set(EXAMPLE_OWN_RULES))}; "
+        "pass the input to the module, which checks it")
 
 
 def readme_table(heading: str) -> list[str]:

@@ -2,11 +2,6 @@ variable "function_name" {
   description = "Name of the Lambda function; it also names the role, the log group, the KMS alias and the encryption context."
   type        = string
   default     = "sealed-with-dependencies"
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,57}$", var.function_name))
-    error_message = "function_name must be 1-57 letters, digits, '-' or '_'."
-  }
 }
 
 variable "signing_key" {
@@ -24,31 +19,16 @@ variable "runtime" {
   description = "Python runtime of the function; the requirements are installed for this Python version."
   type        = string
   default     = "python3.13"
-
-  validation {
-    condition     = contains(["python3.10", "python3.11", "python3.12", "python3.13"], var.runtime)
-    error_message = "runtime must be one of python3.10, python3.11, python3.12, python3.13."
-  }
 }
 
 variable "architecture" {
   description = "Instruction set of the function: x86_64 or arm64. The requirements' C extensions are built for it."
   type        = string
   default     = "x86_64"
-
-  validation {
-    condition     = contains(["x86_64", "arm64"], var.architecture)
-    error_message = "architecture must be x86_64 or arm64."
-  }
 }
 
 variable "python_executable" {
   description = "Python 3.9+ with pip that runs build.py during apply (argv[0], not a shell command)."
   type        = string
   default     = "python3"
-
-  validation {
-    condition     = length(var.python_executable) > 0 && !startswith(var.python_executable, "-")
-    error_message = "python_executable must name a Python interpreter, e.g. python3 or /usr/bin/python3.12."
-  }
 }

@@ -118,6 +118,9 @@ def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambd
             "Effect": "Allow", "Action": {"kms:Decrypt"}, "Resource": {outputs["kms_key_arn"]},
             "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": {stack.function_name}},
                           "ArnLike": {"lambda:SourceFunctionArn": {function_arn, f"{function_arn}:*"}}}},
+        "DenyOpeningOutsideTheFunction": {
+            "Effect": "Deny", "Action": {"kms:Decrypt", "kms:ReEncrypt*"}, "Resource": {outputs["kms_key_arn"]},
+            "Condition": {"ArnNotLike": {"lambda:SourceFunctionArn": {function_arn, f"{function_arn}:*"}}}},
         "WriteOwnLogs": {
             "Effect": "Allow", "Action": {"logs:CreateLogStream", "logs:PutLogEvents"},
             "Resource": {f"{log_group_arn.removesuffix(':*')}:*"}, "Condition": {}},
@@ -132,8 +135,9 @@ def test_deployed_role_and_key_policies_are_exactly_least_privilege(stack, lambd
     assert "kms:*" not in administration["Action"] and "kms:Decrypt" not in administration["Action"]
     assert not [action for action in administration["Action"] if action.startswith("kms:ReEncrypt")]
     assert decrypts == outputs["key_policy_statements"]
-    assert [(s["Action"], s["Condition"]["ArnEquals"]["aws:PrincipalArn"]) for s in decrypts] == [
-        ("kms:Decrypt", outputs["role_arn"])]
+    role_id = iam.get_role(RoleName=role)["Role"]["RoleId"]  # pinned too: a role recreated by name opens nothing
+    assert [(s["Action"], s["Condition"]["ArnEquals"]["aws:PrincipalArn"], s["Condition"]["StringLike"])
+            for s in decrypts] == [("kms:Decrypt", outputs["role_arn"], {"aws:userid": f"{role_id}:*"})]
 
 
 def test_warm_invocations_make_one_decrypt_per_container(stack, lambda_client, localstack):
