@@ -6,7 +6,7 @@
 
 The template's folder is the function's source: every file in it, at any depth, goes into the zip except
 what the ``exclude`` rule of ``build_rules.json`` drops; the template itself is replaced by the rendered
-``<stem>.py``; ``lambda_src/sealed_secrets.py`` goes in at the root. A ``requirements.txt`` there (a full
+``<stem>.py``; the runtime helper package ``lambda_src/sealed_secrets/`` goes in at the root. A ``requirements.txt`` there (a full
 ``==`` lock) is installed for ``--runtime``/``--architecture`` with pip's manylinux wheels, cached by content.
 
 With no ciphertext flags the ciphertexts come from this module's Terraform output ``ciphertexts``. The
@@ -41,8 +41,8 @@ from typing import NamedTuple
 HERE = Path(__file__).resolve().parent
 RULES_FILE = HERE / "build_rules.json"  # the one place the file rule and the secret-name rule are written
 DEFAULT_TEMPLATE = HERE / "lambda_src" / "handler.py.tmpl"
-HELPER = HERE / "lambda_src" / "sealed_secrets.py"  # packaged with every template
-HELPER_NAME = "sealed_secrets.py"
+HELPER = HERE / "lambda_src" / "sealed_secrets"  # the runtime helper: a package, copied whole into every zip
+HELPER_NAME = "sealed_secrets"  # its module name and its folder in the zip
 DEFAULT_OUTPUT = Path("dist") / "lambda.zip"
 PLACEHOLDER = "__SEALED_CIPHERTEXTS__"
 TEMPLATE_SUFFIX = ".py.tmpl"
@@ -222,7 +222,7 @@ def handler_module(template_path: Path) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module) or keyword.iskeyword(module):
         raise BuildError(f"template name {name!a} gives a module Python cannot import; name it like "
                          "handler.py.tmpl (ASCII letters, digits and _, no leading digit, not a keyword)")
-    if module + ".py" == HELPER_NAME:
+    if module == HELPER_NAME:
         raise BuildError(f"template name {name!r} would replace the runtime helper {HELPER_NAME}; rename it")
     return module
 
@@ -307,12 +307,22 @@ def render_handler(template: str, ciphertexts: Mapping[str, str]) -> str:
     return template.replace(PLACEHOLDER, "{\n" + body + "}")
 
 
-def _is_helper(path: Path, data: bytes) -> bool:
-    """A ``sealed_secrets.py`` in the source folder is fine when it IS the helper (the folder is lambda_src)."""
+def helper_files() -> dict[str, bytes]:
+    """The runtime helper's files by their path in the zip (``sealed_secrets/...``), the whole folder as
+    the ``exclude`` rule leaves it (Terraform's fingerprint lists it the same way)."""
+    return {f"{HELPER_NAME}/{path}": read_regular_file(HELPER / path, MAX_TEXT_BYTES, "runtime helper")
+            for path in source_files(HELPER)}
+
+
+def _is_helper(folder: Path, files: Mapping[str, bytes]) -> bool:
+    """A ``sealed_secrets/`` folder in the source folder is fine when it IS the helper (the folder is
+    lambda_src) or an exact copy of it."""
     try:
-        return path.samefile(HELPER) or data == read_regular_file(HELPER, MAX_TEXT_BYTES, "runtime helper")
-    except (OSError, BuildError):
+        if folder.samefile(HELPER):
+            return True
+    except OSError:
         return False
+    return {path: data for path, data in files.items() if path.startswith(HELPER_NAME + "/")} == helper_files()
 
 
 def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
@@ -343,16 +353,16 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
             files[item.path] = read_regular_file(source_dir / item.path, limit, f"{SOURCE} file", follow_symlinks=False)
     rendered = module + ".py"
     for path, kind in _top_level(files).items():
-        if path == HELPER_NAME and not _is_helper(source_dir / path, files[path]):
-            raise BuildError(f"{SOURCE} has its own {HELPER_NAME}, which would replace the runtime helper; "
-                             "delete or rename it (build.py adds the helper)")
         if path == rendered or kind == module:
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the handler {rendered} rendered from "
                              f"{template_path.name}; rename one of them")
-        if kind == "sealed_secrets" and path != HELPER_NAME:
+        if path == f"{HELPER_NAME}.py":
+            raise BuildError(f"{SOURCE} has its own {path}, which would replace the runtime helper; "
+                             "delete or rename it (build.py adds the helper)")
+        if kind == HELPER_NAME and not (path == HELPER_NAME and _is_helper(source_dir / path, files)):
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the runtime helper; rename it")
     files[rendered] = render_handler(template, ciphertexts).encode("utf-8")
-    files[HELPER_NAME] = read_regular_file(HELPER, MAX_TEXT_BYTES, "runtime helper")
+    files.update(helper_files())
     return Tree(files, frozenset(), {component: SOURCE for component in _top_level(files)})
 
 

@@ -27,7 +27,10 @@ locals {
     architecture = var.architectures[0]
     build        = filesha256("${path.module}/build.py")
     rules        = filesha256("${path.module}/build_rules.json")
-    helper       = filesha256("${path.module}/lambda_src/sealed_secrets.py")
+    helper = {
+      for file in fileset("${path.module}/lambda_src/sealed_secrets", "**") :
+      file => filesha256("${path.module}/lambda_src/sealed_secrets/${file}") if !can(regex(local.rules.exclude, file))
+    }
   }
   package_fingerprint = base64sha256(jsonencode(local.package_inputs))
 

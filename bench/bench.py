@@ -205,9 +205,12 @@ def measure_sweep(clients: Sequence[Any], results: dict[str, Measured], callers:
 
 
 def load_helper() -> ModuleType:
-    """lambda_src/sealed_secrets.py is a file, not an installed package: load it by path."""
-    spec = importlib.util.spec_from_file_location("sealed_secrets", ROOT / "lambda_src" / "sealed_secrets.py")
+    """lambda_src/sealed_secrets/ is a package in the source tree, not an installed one: load it by path."""
+    folder = ROOT / "lambda_src" / "sealed_secrets"
+    spec = importlib.util.spec_from_file_location("sealed_secrets", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
     module = importlib.util.module_from_spec(spec)
+    sys.modules["sealed_secrets"] = module  # its submodules import it by name
     spec.loader.exec_module(module)
     return module
 

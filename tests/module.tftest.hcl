@@ -246,8 +246,13 @@ run "function_deploys_the_package_build_py_makes" {
   }
 
   assert {
-    condition     = local.source_files == tolist(["handler.py.tmpl", "sealed_secrets.py"])
-    error_message = "The default source folder holds the default template and the helper."
+    condition     = local.source_files == tolist(concat(["handler.py.tmpl"], [for file in sort(keys(local.package_inputs.helper)) : "sealed_secrets/${file}"]))
+    error_message = "The default source folder holds the default template and the helper package."
+  }
+
+  assert {
+    condition     = length(setsubtract(["__init__.py", "budget.py", "cache.py", "errors.py", "transport.py", "credentials.py", "boto.py"], keys(local.package_inputs.helper))) == 0
+    error_message = "The fingerprint covers every file of the helper package, so a change to any of them rebuilds the zip."
   }
 
   assert {

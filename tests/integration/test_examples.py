@@ -227,7 +227,7 @@ def test_with_dependencies_package_is_the_folder_plus_its_requirements(with_depe
     with zipfile.ZipFile(BytesIO(package)) as archive:
         names = set(archive.namelist())
         speedups = archive.read("markupsafe/_speedups.cpython-313-x86_64-linux-gnu.so")
-    assert {"handler.py", "sealed_secrets.py", "greeter/__init__.py", "greeter/formats/__init__.py",
+    assert {"handler.py", "sealed_secrets/__init__.py", "greeter/__init__.py", "greeter/formats/__init__.py",
             "greeter/formats/html.py", "greeter/templates/greeting.html", "markupsafe/__init__.py"} <= names
     assert "handler.py.tmpl" not in names and not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
     assert speedups[:4] == b"\x7fELF" and ELF_MACHINE[speedups[18:20]] == "x86_64"

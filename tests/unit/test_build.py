@@ -68,11 +68,11 @@ def test_render_requires_exactly_one_placeholder(template):
 
 
 def test_shipped_template_renders_to_valid_python_that_registers_the_ciphertexts(root):
-    # lambda_src is the default source folder: its sealed_secrets.py IS the helper, not a conflict.
+    # lambda_src is the default source folder: its sealed_secrets/ IS the helper, not a conflict.
     entries = build.package_entries(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64})
     assert "handler.py.tmpl" not in entries
-    assert {"handler.py", "sealed_secrets.py"} <= set(entries)
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert {"handler.py", "sealed_secrets/__init__.py"} <= set(entries)
+    assert {path: data for path, data in entries.items() if path.startswith("sealed_secrets")} == helper_files(root)
     tree = ast.parse(entries["handler.py"])
     literal = next(node.value for node in tree.body
                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SEALED_CIPHERTEXTS")
@@ -198,10 +198,10 @@ def test_template_names_that_lambda_cannot_import_or_that_shadow_the_helper_are_
 def test_a_whole_source_folder_is_packaged_with_the_rendered_handler_and_the_helper(tmp_path, root):
     source = copy_tree(tmp_path / "src")
     entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
-    expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", "sealed_secrets.py"]
+    expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", *helper_files(root)]
     assert sorted(entries) == sorted(expected)
     assert entries["app/data/données [1].txt"] == "donnée\n".encode()
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert {path: entries[path] for path in helper_files(root)} == helper_files(root)
     assert "Grüße" in entries["handler.py"].decode("utf-8")  # a UTF-8 template with non-ASCII comments
 
 
@@ -237,9 +237,27 @@ def test_nothing_in_the_source_folder_may_shadow_the_handler_or_the_helper(tmp_p
 def test_a_copy_of_the_helper_in_the_source_folder_is_the_helper(tmp_path, root):
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
-    shutil.copy(root / "lambda_src" / "sealed_secrets.py", source / "sealed_secrets.py")
+    shutil.copytree(root / "lambda_src" / "sealed_secrets", source / "sealed_secrets",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     entries = build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert {path: entries[path] for path in helper_files(root)} == helper_files(root)
+
+
+def test_a_changed_copy_of_the_helper_in_the_source_folder_is_refused(tmp_path, root):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    shutil.copytree(root / "lambda_src" / "sealed_secrets", source / "sealed_secrets",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "sealed_secrets" / "cache.py").write_text("def get_secret(name): return 'pwned'\n")
+    with pytest.raises(build.BuildError, match="'sealed_secrets', which would shadow the runtime helper"):
+        build.package_entries(source / "handler.py.tmpl", {"token": BLOB_B64})
+
+
+def helper_files(root: Path) -> dict[str, bytes]:
+    """The runtime helper as it is on disk: every file of lambda_src/sealed_secrets/ but bytecode."""
+    folder = root / "lambda_src" / "sealed_secrets"
+    return {f"sealed_secrets/{path.relative_to(folder).as_posix()}": path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
 
 
 def test_dependencies_may_not_collide_with_the_source():

@@ -151,7 +151,7 @@ def test_a_pure_python_package_lands_at_the_zip_root(tmp_path, warm_cache):
     assert "idna/__init__.py" in names and "idna/core.py" in names
     assert "idna-3.10.dist-info/METADATA" in names
     assert {name.split("/")[0] for name in names} == {"idna", "idna-3.10.dist-info", "handler.py",
-                                                      "requirements.txt", "sealed_secrets.py"}
+                                                      "requirements.txt", "sealed_secrets"}
     assert_no_install_records(names)
 
 

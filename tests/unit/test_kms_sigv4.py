@@ -21,6 +21,8 @@ import pytest
 from botocore.config import Config
 
 import sealed_secrets
+from sealed_secrets import transport
+from sealed_secrets.errors import DecryptFailure
 from kms_fake_server import Captured, FakeKms, Reply
 from sigv4_reference import botocore_authorization
 
@@ -134,8 +136,12 @@ def send(case: Case) -> tuple[list[Captured], list[datetime], tuple[bytes | None
         return readings[-1]
 
     with FakeKms(case.replies, plaintext=case.plaintext) as kms:
-        opener = sealed_secrets._StdlibKms.from_environment(environment(case, kms), utcnow=utcnow)
-        outcome = opener.decrypt(case.blob, case.context, time.monotonic() + sealed_secrets.BUDGET_SECONDS)
+        opener = transport.StdlibKms.from_environment(environment(case, kms), utcnow=utcnow)
+        try:
+            outcome: tuple[bytes | None, str] = (opener.decrypt(case.blob, case.context,
+                                                                time.monotonic() + sealed_secrets.BUDGET_SECONDS), "")
+        except DecryptFailure as failure:
+            outcome = (None, failure.code)
     return kms.requests, readings, outcome
 
 
@@ -226,7 +232,7 @@ def test_the_regional_endpoint_is_the_one_botocore_resolves(monkeypatch):
         for fips in (False, True):
             client = session.create_client("kms", region_name=region, config=Config(use_fips_endpoint=fips),
                                            aws_access_key_id="a", aws_secret_access_key="b")
-            ours = sealed_secrets._endpoint_url({"AWS_USE_FIPS_ENDPOINT": "TRUE" if fips else "false"}, region)
+            ours = transport.endpoint_url({"AWS_USE_FIPS_ENDPOINT": "TRUE" if fips else "false"}, region)
             if ours != client.meta.endpoint_url:
                 mismatches.append((region, fips, ours, client.meta.endpoint_url))
     assert len(regions) > 40 and mismatches == []
@@ -242,4 +248,4 @@ def test_the_regional_endpoint_is_the_one_botocore_resolves(monkeypatch):
     ({}, "https://kms.eu-west-1.amazonaws.com"),
 ])
 def test_endpoint_variables_come_first_in_botocores_order(environ, expected):
-    assert sealed_secrets._endpoint_url(environ, "eu-west-1") == expected
+    assert transport.endpoint_url(environ, "eu-west-1") == expected
