@@ -165,14 +165,7 @@ class StdlibKms:
 
     def _send(self, body: bytes, deadline: float) -> tuple[int, str | None, bytes]:
         """One signed POST: KMS's status, ``x-amzn-ErrorType`` header and body."""
-        import http.client
-
-        connect_timeout = clipped(self._budget.connect, deadline, self._clock.monotonic())
-        if self._tls:
-            connection = http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
-                                                     context=_tls_context(self._cafile))
-        else:  # only when an endpoint URL says http, as LocalStack's does
-            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
+        connection = self._connection(clipped(self._budget.connect, deadline, self._clock.monotonic()))
         connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
         try:
             connection.connect()
@@ -187,6 +180,16 @@ class StdlibKms:
             return response.status, response.getheader("x-amzn-ErrorType"), response.read(_MAX_RESPONSE_BYTES)
         finally:
             connection.close()
+
+    def _connection(self, connect_timeout: float) -> Any:
+        """An unconnected ``http.client`` connection to the endpoint (tests give one a silent socket)."""
+        import http.client
+
+        if self._tls:
+            return http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
+                                               context=_tls_context(self._cafile))
+        # only when an endpoint URL says http, as LocalStack's does
+        return http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
 
     def _signed_headers(self, body: bytes) -> dict[str, str]:
         """SigV4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html)."""

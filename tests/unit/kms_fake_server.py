@@ -41,7 +41,6 @@ class Reply:
     status: int = 200
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer (until the server closes)
 
 
@@ -62,7 +61,8 @@ class FakeKms:
     """``with FakeKms(replies) as kms:`` serves ``kms.url`` until the block ends.
 
     ``replies`` is answered in order; once it runs out, ``default`` answers every request (a function of
-    the captured request, so that it can echo or count). ``kms.requests`` holds what arrived.
+    the captured request, so that it can echo, count or wait for the test). ``kms.requests`` holds what
+    arrived.
     """
 
     def __init__(self, replies: Iterable[Reply] = (), *, default: Callable[[Captured], Reply] | Reply | None = None,
@@ -70,7 +70,7 @@ class FakeKms:
         self.requests: list[Captured] = []
         self._replies = list(replies)
         self._default = default if default is not None else decrypted(plaintext)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._closing = threading.Event()
         fake = self
 
@@ -82,8 +82,6 @@ class FakeKms:
                 if reply.hang:
                     fake._closing.wait()
                     return
-                if reply.delay:
-                    fake._closing.wait(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -107,9 +105,15 @@ class FakeKms:
     def _next(self, captured: Captured) -> Reply:
         with self._lock:
             self.requests.append(captured)
+            self._lock.notify_all()
             if self._replies:
                 return self._replies.pop(0)
         return self._default(captured) if callable(self._default) else self._default
+
+    def wait_for_requests(self, count: int, ceiling: float = 30.0) -> bool:
+        """Whether ``count`` requests have arrived, waiting up to ``ceiling`` seconds for them."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self.requests) >= count, ceiling)
 
     def __enter__(self) -> FakeKms:
         self._thread.start()
