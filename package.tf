@@ -21,6 +21,7 @@ locals {
   # before they exist, and drives rebuilds and code updates.
   package_inputs = {
     ciphertexts  = local.ciphertexts
+    key_arn      = local.key_arn
     sources      = { for file in local.source_files : file => filesha256("${local.source_dir}/${file}") }
     template     = basename(local.template)
     runtime      = var.runtime
@@ -39,6 +40,7 @@ locals {
   build_command = concat(
     [var.python_executable, abspath("${path.module}/build.py")],
     ["--template=${local.template}", "--runtime=${var.runtime}", "--architecture=${var.architectures[0]}"],
+    ["--key-arn=${local.key_arn}"],
     [for name in sort(keys(local.ciphertexts)) : "--ciphertext=${name}=${local.ciphertexts[name]}"],
   )
 }

@@ -71,20 +71,26 @@ _default: SealedSecrets | None = None
 _register_lock = threading.Lock()
 
 
-def register(ciphertexts: Mapping[str, str]) -> SealedSecrets:
-    """Add ``ciphertexts`` (name => base64 CiphertextBlob) to the set that :func:`get_secret` reads.
+def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None) -> SealedSecrets:
+    """Add ``ciphertexts`` (name => base64 CiphertextBlob) to the set that :func:`get_secret` reads;
+    ``key_id`` is the ARN of the KMS key they are sealed under, which every Decrypt then names.
 
     The rendered handler calls this once at import. Registering a name again with the same ciphertext
-    changes nothing; with a different one it raises ``ValueError``.
+    changes nothing; with a different one, or with another key, it raises ``ValueError``.
 
     Example::
 
-        sealed_secrets.register({"db": "AQICAHh..."})
+        SEALED_CIPHERTEXTS = {"db": "AQICAHh..."}                       # rendered by build.py
+        SEALED_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/..."   # rendered by build.py --key-arn
+        sealed_secrets.register(SEALED_CIPHERTEXTS, key_id=SEALED_KEY_ARN)
     """
     global _default
     with _register_lock:
         if _default is None:
-            _default = SealedSecrets(ciphertexts)
+            _default = SealedSecrets(ciphertexts, key_id=key_id)
+        elif key_id != _default.key_id:
+            raise ValueError("sealed secrets are already registered for another key: register every secret "
+                             "with the key_id it is sealed under")
         else:
             _default._add(ciphertexts)
         return _default

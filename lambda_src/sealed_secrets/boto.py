@@ -32,19 +32,23 @@ def default_client(budget: Budget = BUDGET) -> Any:
 
 
 class BotoKms:
-    """Decrypt through ``client``, or through a boto3 client of its own made on first use and kept."""
+    """Decrypt through ``client``, or through a boto3 client of its own made on first use and kept; with
+    ``key_id``, every Decrypt names the key."""
 
-    def __init__(self, client: Any = None, budget: Budget = BUDGET) -> None:
-        self._client, self._budget = client, budget
+    def __init__(self, client: Any = None, *, key_id: str | None = None, budget: Budget = BUDGET) -> None:
+        self._client, self._key_id, self._budget = client, key_id, budget
         self._lock = threading.Lock()
 
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
         """The plaintext, or ``DecryptFailure`` with KMS's code. botocore keeps its own time (its
         Config has the budget's figures); the caller stops waiting at ``deadline`` either way."""
+        request: dict[str, Any] = {"CiphertextBlob": blob, "EncryptionContext": dict(context)}
+        if self._key_id is not None:
+            request["KeyId"] = self._key_id
         try:
             client = self._kms_client()
             with _quiet():
-                plaintext = client.decrypt(CiphertextBlob=blob, EncryptionContext=dict(context))["Plaintext"]
+                plaintext = client.decrypt(**request)["Plaintext"]
         except Exception as error:  # noqa: BLE001 - reduced to its code; raised below, outside this block
             code = code_of(error)
         else:

@@ -55,8 +55,10 @@ class SealedSecrets:
         raw = secrets.get_bytes("api_token")           # the plaintext's bytes
         doc = secrets.get_json("db_credentials")       # the plaintext parsed as JSON
 
-    ``client`` is a KMS client to use instead of the stdlib opener (a boto3 one with a Stubber in a unit
-    test, say); ``function_name`` defaults to ``AWS_LAMBDA_FUNCTION_NAME``; ``clock`` is where deadlines,
+    ``key_id`` is the ARN of the key the ciphertexts are sealed under: every Decrypt names it, so that one
+    sealed under another key fails (``IncorrectKeyException``). ``client`` is a KMS client to use instead
+    of the stdlib opener (a boto3 one with a Stubber in a unit test, say); ``function_name`` defaults to
+    ``AWS_LAMBDA_FUNCTION_NAME``; ``clock`` is where deadlines,
     ``max_age``, pauses and waits take their time from, and ``budget`` the figures of one decrypt.
     """
 
@@ -64,6 +66,7 @@ class SealedSecrets:
         self,
         ciphertexts: Mapping[str, str],
         *,
+        key_id: str | None = None,
         client: Any = None,
         function_name: str | None = None,
         clock: Clock = CLOCK,
@@ -72,9 +75,12 @@ class SealedSecrets:
         self._ciphertexts = _checked_ciphertexts(ciphertexts)
         if function_name is not None and not isinstance(function_name, str):
             raise TypeError(f"function_name must be a str or None, not {type(function_name).__name__}")
+        if key_id is not None and not (isinstance(key_id, str) and key_id):
+            raise TypeError(f"key_id must be a key ARN (a non-empty str) or None, not {type(key_id).__name__}")
+        self.key_id = key_id
         self._function_name = function_name
         self._clock, self._budget = clock, budget
-        self._opener = transport.opener(client, clock=clock, budget=budget)
+        self._opener = transport.opener(client, key_id=key_id, clock=clock, budget=budget)
         self._opened: dict[str, _Opened] = {}
         self._texts: dict[str, str] = {}  # the warm path of get(): the UTF-8 plaintexts, by name
         self._guard = threading.Lock()  # held only to look up or start a Decrypt, never across one

@@ -35,21 +35,25 @@ class Opener(Protocol):
         (a ``Clock.monotonic()`` value)."""
 
 
-def opener(client: Any = None, *, clock: Clock = CLOCK, budget: Budget = BUDGET) -> Opener:
-    """A handler's own ``client`` (boto3-style) if it gives one, else the environment's opener."""
-    return BotoKms(client, budget) if client is not None else EnvironmentKms(clock=clock, budget=budget)
+def opener(client: Any = None, *, key_id: str | None = None, clock: Clock = CLOCK, budget: Budget = BUDGET) -> Opener:
+    """A handler's own ``client`` (boto3-style) if it gives one, else the environment's opener. With
+    ``key_id`` every Decrypt names the key, so that a ciphertext sealed under another key is refused
+    (``IncorrectKeyException``) instead of opened."""
+    if client is not None:
+        return BotoKms(client, key_id=key_id, budget=budget)
+    return EnvironmentKms(key_id=key_id, clock=clock, budget=budget)
 
 
 class EnvironmentKms:
     """The stdlib opener when the environment has credentials and a region (as Lambda sets them), read
     afresh for each decrypt; otherwise boto3, with one client kept for the container's life."""
 
-    def __init__(self, *, clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
-        self._clock, self._budget = clock, budget
-        self._fallback = BotoKms(None, budget)
+    def __init__(self, *, key_id: str | None = None, clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
+        self._key_id, self._clock, self._budget = key_id, clock, budget
+        self._fallback = BotoKms(None, key_id=key_id, budget=budget)
 
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
-        stdlib = StdlibKms.from_environment(os.environ, clock=self._clock, budget=self._budget)
+        stdlib = StdlibKms.from_environment(os.environ, key_id=self._key_id, clock=self._clock, budget=self._budget)
         return (stdlib or self._fallback).decrypt(blob, context, deadline)
 
 
@@ -89,7 +93,7 @@ class StdlibKms:
     dated with (tests inject it for the midnight edges); ``clock`` and ``budget`` time the attempts."""
 
     def __init__(self, creds: credentials.Credentials, region: str, endpoint_url: str, *,
-                 cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
+                 key_id: str | None = None, cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
                  clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
         try:
             parts = urlsplit(endpoint_url)  # raises ValueError on a broken IPv6 literal
@@ -101,6 +105,7 @@ class StdlibKms:
         if not _REGION.fullmatch(region):
             raise DecryptFailure("InvalidRegion")
         self._credentials, self._region, self._cafile, self._utcnow = creds, region, cafile, utcnow
+        self._key_id = key_id
         self._clock, self._budget = clock, budget
         self._tls = parts.scheme == "https"
         self._hostname, self._port = parts.hostname, port
@@ -114,24 +119,27 @@ class StdlibKms:
         self._query = _canonical_query(parts.query)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str], *, utcnow: Callable[[], datetime] = _utc_now,
-                         clock: Clock = CLOCK, budget: Budget = BUDGET) -> StdlibKms | None:
+    def from_environment(cls, environ: Mapping[str, str], *, key_id: str | None = None,
+                         utcnow: Callable[[], datetime] = _utc_now, clock: Clock = CLOCK,
+                         budget: Budget = BUDGET) -> StdlibKms | None:
         """The opener for the credentials, region and endpoint Lambda sets; None when the environment
         has no credentials or no region (boto3 then finds them in profiles, SSO, container credentials)."""
         creds = credentials.from_environment(environ)
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if creds is None or not region:
             return None
-        return cls(creds, region, endpoint_url(environ, region), cafile=environ.get("AWS_CA_BUNDLE") or None,
-                   utcnow=utcnow, clock=clock, budget=budget)
+        return cls(creds, region, endpoint_url(environ, region), key_id=key_id,
+                   cafile=environ.get("AWS_CA_BUNDLE") or None, utcnow=utcnow, clock=clock, budget=budget)
 
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
         """The plaintext, retrying with jittered backoff until ``deadline``; each attempt's timeouts are
         clipped to what is left of the budget. Fails with ``DecryptFailure``."""
         import http.client  # here, not at the top: importing this package costs next to nothing
 
-        body = json.dumps({"CiphertextBlob": base64.b64encode(blob).decode("ascii"),
-                           "EncryptionContext": dict(context)}).encode("utf-8")
+        request = {"CiphertextBlob": base64.b64encode(blob).decode("ascii"), "EncryptionContext": dict(context)}
+        if self._key_id is not None:
+            request["KeyId"] = self._key_id
+        body = json.dumps(request).encode("utf-8")
         clock, budget = self._clock, self._budget
         code = "TimeoutError"
         for attempt in range(budget.attempts):

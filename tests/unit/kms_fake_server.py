@@ -12,7 +12,7 @@ import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +55,22 @@ def kms_error(code: str, message: str = "", status: int = 400, *, header_only: b
         return Reply(status, b"", {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.kms/"})
     return Reply(status, json.dumps({"__type": code, "message": message}).encode(),
                  {"Content-Type": "application/x-amz-json-1.1"})
+
+
+def sealed_under(keys: Mapping[bytes, tuple[str, bytes]]) -> Callable[[Captured], Reply]:
+    """An answer for ``FakeKms(default=...)`` that knows which key sealed each blob (blob => (key ARN,
+    plaintext)), as KMS does from the ciphertext's own metadata: a Decrypt that names another key in
+    ``KeyId`` is refused with ``IncorrectKeyException``; one that names none opens under the blob's key."""
+
+    def answer(received: Captured) -> Reply:
+        request = received.json()
+        key, plaintext = keys[base64.b64decode(request["CiphertextBlob"])]
+        if request.get("KeyId", key) != key:
+            return kms_error("IncorrectKeyException",
+                             "The key ID in the request does not identify a CMK that can perform this operation.")
+        return decrypted(plaintext, key_id=key)
+
+    return answer
 
 
 class FakeKms:

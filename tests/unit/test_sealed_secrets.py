@@ -29,7 +29,7 @@ import pytest
 from botocore.stub import Stubber
 
 import sealed_secrets
-from kms_fake_server import Captured, FakeKms, Reply, decrypted, kms_error, self_signed_certificate
+from kms_fake_server import Captured, FakeKms, Reply, decrypted, kms_error, sealed_under, self_signed_certificate
 from sealed_secrets import Budget, SealedSecrets, SecretDecryptionError, SecretError, SecretNotFoundError
 from sealed_secrets.boto import BotoKms
 from sealed_secrets.credentials import Credentials
@@ -39,6 +39,8 @@ PLAINTEXT = "correct-horse-battery-staple-é-42"
 BLOB = b"\x01\x02\x03sealed-ciphertext-marker\x00" + bytes(range(128, 256))
 CIPHERTEXT = base64.b64encode(BLOB).decode()
 CONTEXT = {"LambdaFunctionName": "orders-api"}
+KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # the package's key
+OTHER_KEY_ARN = "arn:aws:kms:us-east-1:444455556666:key/0987dcba-09fe-87dc-65ba-ab0987654321"  # someone else's
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda_src"
 
 
@@ -634,6 +636,66 @@ def test_a_bad_endpoint_or_region_is_a_typed_error(monkeypatch, variable, value,
                           variable: value}.items():
         monkeypatch.setenv(name, setting)
     assert raised(lambda: SealedSecrets({"db": CIPHERTEXT}).get("db")).code == code
+
+
+# ------------------------------------------------------------------------------ the key the package carries
+
+
+def test_every_stdlib_decrypt_names_the_packages_key_and_another_keys_ciphertext_is_refused(monkeypatch):
+    """A ciphertext sealed under another key (an alias repointed at a key someone else holds, say) is
+    refused by KMS because the Decrypt names the package's key; without the name KMS would open it."""
+    ours, theirs = BLOB + b"ours", BLOB + b"theirs"
+    keys = {ours: (KEY_ARN, b"our secret"), theirs: (OTHER_KEY_ARN, PLAINTEXT.encode())}
+    ciphertexts = {"ours": base64.b64encode(ours).decode(), "theirs": base64.b64encode(theirs).decode()}
+    with FakeKms(default=sealed_under(keys)) as fake:
+        lambda_environment(monkeypatch, fake)
+        sealed_secrets.register(ciphertexts, key_id=KEY_ARN)
+        assert sealed_secrets.get_secret("ours") == "our secret"
+        error = raised(lambda: sealed_secrets.get_secret("theirs"))
+        assert SealedSecrets(ciphertexts).get("theirs") == PLAINTEXT  # the control: naming no key, it opens
+    assert isinstance(error, SecretDecryptionError) and error.code == "IncorrectKeyException"
+    assert str(error) == "could not decrypt sealed secret 'theirs': KMS IncorrectKeyException"
+    assert error.__context__ is None and leaks_in(str(error) + repr(error)) == []
+    assert [request.json().get("KeyId") for request in fake.requests] == [KEY_ARN, KEY_ARN, None]  # not retried
+
+
+def test_every_client_decrypt_names_the_packages_key_and_another_keys_ciphertext_is_refused(kms):
+    client, stubber = kms
+    named = {"CiphertextBlob": BLOB, "EncryptionContext": CONTEXT, "KeyId": KEY_ARN}
+    stubber.add_response("decrypt", {"Plaintext": PLAINTEXT.encode(), "KeyId": KEY_ARN}, named)
+    stubber.add_client_error("decrypt", "IncorrectKeyException", "The key ID in the request does not identify a CMK",
+                             expected_params={**named, "CiphertextBlob": b"other" + BLOB})
+    secrets = SealedSecrets({"db": CIPHERTEXT, "other": base64.b64encode(b"other" + BLOB).decode()}, key_id=KEY_ARN,
+                            client=client, function_name="orders-api")
+    assert secrets.get("db") == PLAINTEXT  # the Stubber refuses a Decrypt whose parameters differ: KeyId was sent
+    error = raised(lambda: secrets.get("other"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "IncorrectKeyException"
+    assert str(error) == "could not decrypt sealed secret 'other': KMS IncorrectKeyException"
+
+
+def test_the_boto3_fallback_names_the_packages_key_too(monkeypatch, tmp_path):
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with FakeKms(default=sealed_under({BLOB: (OTHER_KEY_ARN, PLAINTEXT.encode())})) as fake:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
+        error = raised(lambda: SealedSecrets({"db": CIPHERTEXT}, key_id=KEY_ARN).get("db"))
+    assert isinstance(error, SecretDecryptionError) and error.code == "IncorrectKeyException"
+    assert {request.json()["KeyId"] for request in fake.requests} == {KEY_ARN}
+    assert "Botocore/" in fake.requests[0].header("User-Agent")
+
+
+def test_registering_under_another_key_is_an_error_and_a_key_id_is_a_string():
+    first = sealed_secrets.register({"db": CIPHERTEXT}, key_id=KEY_ARN)
+    assert sealed_secrets.register({"api": "QUJD"}, key_id=KEY_ARN) is first and first.key_id == KEY_ARN
+    with pytest.raises(ValueError, match="already registered for another key"):
+        sealed_secrets.register({"new": "QUJD"}, key_id=OTHER_KEY_ARN)
+    with pytest.raises(ValueError, match="already registered for another key"):
+        sealed_secrets.register({"new": "QUJD"})  # no key where one was given: also another key
+    assert first.names() == ("api", "db")
+    for bad in (b"arn", 1, ""):
+        with pytest.raises(TypeError, match="key_id must be a key ARN"):
+            SealedSecrets({"db": CIPHERTEXT}, key_id=bad)
 
 
 # ------------------------------------------------------------------------------ the boto3 fallback
