@@ -112,11 +112,11 @@ def get_secret(name: str, *, max_age: float | None = None) -> str:
         password = get_secret("db_password")
         token = get_secret("api_token", max_age=300)  # re-opened when older than 5 minutes
     """
-    secrets = _default
-    if max_age is None and secrets is not None and name.__class__ is str:  # the warm path: one dict lookup
-        text = secrets._texts.get(name)
-        if text is not None:
-            return text
+    if max_age is None:  # the warm path: one dict lookup; a miss, a name that is no str, or nothing registered
+        try:  # goes on below
+            return _default._texts[name]  # type: ignore[union-attr]
+        except (KeyError, TypeError, AttributeError):
+            pass
     return _registered(name).get(name, max_age=max_age)
 
 

@@ -99,10 +99,11 @@ class SealedSecrets:
         ``max_age`` (seconds) re-opens a cached plaintext older than that; ``None`` keeps it for the
         life of the container. A plaintext that is not UTF-8 raises ``SecretDecryptionError``.
         """
-        if max_age is None and name.__class__ is str:  # the warm path: one dict lookup
-            text = self._texts.get(name)
-            if text is not None:
-                return text
+        if max_age is None:  # the warm path: one dict lookup; a miss, or a name that is no str, goes on below
+            try:
+                return self._texts[name]
+            except (KeyError, TypeError):
+                pass
         opened = self._fresh(name, max_age)  # not its text in a local: locals show up in tracebacks
         if opened.text is None:
             raise SecretDecryptionError(name, "PlaintextNotUtf8")
