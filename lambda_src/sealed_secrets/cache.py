@@ -58,8 +58,8 @@ class SealedSecrets:
     ``key_id`` is the ARN of the key the ciphertexts are sealed under: every Decrypt names it, so that one
     sealed under another key fails (``IncorrectKeyException``). ``client`` is a KMS client to use instead
     of the stdlib opener (a boto3 one with a Stubber in a unit test, say); ``function_name`` defaults to
-    ``AWS_LAMBDA_FUNCTION_NAME``; ``clock`` is where deadlines,
-    ``max_age``, pauses and waits take their time from, and ``budget`` the figures of one decrypt.
+    ``AWS_LAMBDA_FUNCTION_NAME``; ``clock`` is where deadlines, ``max_age``, pauses and waits take their
+    time from, and ``budget`` the figures of one decrypt.
     """
 
     def __init__(
