@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import transport
+from .transport import opener
 from .budget import BUDGET, CLOCK, Budget, Clock
 from .errors import DecryptFailure, SecretDecryptionError, SecretNotFoundError, code_of
 
@@ -80,7 +80,7 @@ class SealedSecrets:
         self.key_id = key_id
         self._function_name = function_name
         self._clock, self._budget = clock, budget
-        self._opener = transport.opener(client, key_id=key_id, clock=clock, budget=budget)
+        self._opener = opener(client, key_id=key_id, clock=clock, budget=budget)
         self._opened: dict[str, _Opened] = {}
         self._texts: dict[str, str] = {}  # the warm path of get(): the UTF-8 plaintexts, by name
         self._guard = threading.Lock()  # held only to look up or start a Decrypt, never across one

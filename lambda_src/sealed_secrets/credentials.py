@@ -17,7 +17,7 @@ class Credentials:
         self.access_key, self.secret_key, self.token = access_key, secret_key, token
 
 
-def from_environment(environ: Mapping[str, str]) -> Credentials | None:
+def environment_credentials(environ: Mapping[str, str]) -> Credentials | None:
     """``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``; None without both keys."""
     access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
     if not (access_key and secret_key):

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from . import credentials
+from .credentials import Credentials, environment_credentials
 from .boto import BotoKms
 from .budget import BUDGET, CLOCK, Budget, Clock
 from .errors import DecryptFailure, code_of, safe_code
@@ -92,7 +92,7 @@ class StdlibKms:
     """Signs and sends ``TrentService.Decrypt`` itself. ``utcnow`` is the wall clock the signature is
     dated with (tests inject it for the midnight edges); ``clock`` and ``budget`` time the attempts."""
 
-    def __init__(self, creds: credentials.Credentials, region: str, endpoint_url: str, *,
+    def __init__(self, creds: Credentials, region: str, endpoint_url: str, *,
                  key_id: str | None = None, cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
                  clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
         try:
@@ -124,7 +124,7 @@ class StdlibKms:
                          budget: Budget = BUDGET) -> StdlibKms | None:
         """The opener for the credentials, region and endpoint Lambda sets; None when the environment
         has no credentials or no region (boto3 then finds them in profiles, SSO, container credentials)."""
-        creds = credentials.from_environment(environ)
+        creds = environment_credentials(environ)
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if creds is None or not region:
             return None
