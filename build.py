@@ -3,14 +3,18 @@
 
     python build.py [--template=PATH] [--output=PATH] [--runtime=python3.13] [--architecture=x86_64|arm64]
                     [--ciphertext=NAME=BASE64]... [--ciphertext-file=NAME=PATH]... [--cache-dir=DIR]
+                    [--key-arn=ARN]
 
 The template's folder is the function's source: every file in it, at any depth, goes into the zip except
 what the ``exclude`` rule of ``build_rules.json`` drops; the template itself is replaced by the rendered
-``<stem>.py``; ``lambda_src/sealed_secrets.py`` goes in at the root. A ``requirements.txt`` there (a full
-``==`` lock) is parsed, its wheels for ``--runtime``/``--architecture`` fetched by an isolated ``pip download
---only-binary=:all:`` and unpacked by build.py (no package code runs); cached wheels are checked on every read.
+``<stem>.py``; the runtime helper package ``lambda_src/sealed_secrets/`` goes in at the root. A
+``requirements.txt`` there (a full ``==`` lock) is parsed, its wheels for ``--runtime``/``--architecture``
+fetched by an isolated ``pip download --only-binary=:all:`` and unpacked by build.py (no package code runs);
+cached wheels are checked on every read.
 
-With no ciphertext flags the ciphertexts come from this module's Terraform output ``ciphertexts``. The
+``--key-arn`` is the ARN of the KMS key the ciphertexts are sealed under, rendered in place of
+``__SEALED_KEY_ARN__``: the package then opens only with that key. With no ciphertext flags the ciphertexts
+come from this module's Terraform output ``ciphertexts`` (and the key from ``kms_key_arn``). The
 zip's base64 SHA-256 (Lambda's ``CodeSha256``) is the last line printed. Same inputs give the same bytes
 whatever the directory, umask, clock or timezone. Bad input: one ``error:`` line on stderr, exit 2, and
 nothing written (no output, no temporary file, no cache entry).
@@ -43,10 +47,13 @@ from typing import Any, NamedTuple
 HERE = Path(__file__).resolve().parent
 RULES_FILE = HERE / "build_rules.json"  # the one place the file rule and the secret-name rule are written
 DEFAULT_TEMPLATE = HERE / "lambda_src" / "handler.py.tmpl"
-HELPER = HERE / "lambda_src" / "sealed_secrets.py"  # packaged with every template
-HELPER_NAME = "sealed_secrets.py"
+HELPER = HERE / "lambda_src" / "sealed_secrets"  # the runtime helper: a package, copied whole into every zip
+HELPER_NAME = "sealed_secrets"  # its module name and its folder in the zip
 DEFAULT_OUTPUT = Path("dist") / "lambda.zip"
 PLACEHOLDER = "__SEALED_CIPHERTEXTS__"
+KEY_PLACEHOLDER = "__SEALED_KEY_ARN__"
+# A key's ARN, never an alias's (an alias follows whichever key it is pointed at); as loose as AWS's key IDs.
+KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,128}")
 TEMPLATE_SUFFIX = ".py.tmpl"
 REQUIREMENTS = "requirements.txt"
 
@@ -327,9 +334,8 @@ def handler_module(template_path: Path) -> str:
     if not rules().module_name.fullmatch(module) or module in rules().python_keywords:
         raise BuildError(f"template name {name!a} gives a module Python cannot import; name it like "
                          "handler.py.tmpl (ASCII letters, digits and _, no leading digit, not a keyword)")
-    if module + ".py" == HELPER_NAME:
-        raise BuildError(f"template name {name!r}: the rendered file would replace the runtime helper {HELPER_NAME}; "
-                         "rename it")
+    if module == HELPER_NAME:
+        raise BuildError(f"template name {name!r} would replace the runtime helper {HELPER_NAME}; rename it")
     return module
 
 
@@ -402,26 +408,50 @@ def collect_ciphertexts(inline: Iterable[str], files: Iterable[str]) -> dict[str
     return {name: base64.b64encode(blob).decode("ascii") for name, blob in blobs.items()}
 
 
-def render_handler(template: str, ciphertexts: Mapping[str, str]) -> str:
-    """Substitute the ciphertexts, as a sorted Python dict literal, for the one placeholder."""
+def render_handler(template: str, ciphertexts: Mapping[str, str], key_arn: str | None = None) -> str:
+    """Substitute the ciphertexts, as a sorted Python dict literal, for their one placeholder, and the key's
+    ARN, as a string literal, for its own (present exactly when ``key_arn`` is given)."""
     if not ciphertexts:
         raise BuildError("no ciphertexts to seal; pass --ciphertext NAME=BASE64 or apply the Terraform module first")
     count = template.count(PLACEHOLDER)
     if count != 1:
         raise BuildError(f"the handler template must contain {PLACEHOLDER} exactly once (found {count})")
+    keys = template.count(KEY_PLACEHOLDER)
+    if key_arn is None and keys:
+        raise BuildError(f"the handler template holds {KEY_PLACEHOLDER} but no key was given; pass --key-arn=ARN "
+                         "(the module's kms_key_arn output)")
+    if key_arn is not None and keys != 1:
+        raise BuildError(f"--key-arn is given, so the handler template must contain {KEY_PLACEHOLDER} exactly once "
+                         f"(found {keys}); add SEALED_KEY_ARN = {KEY_PLACEHOLDER} and pass key_id=SEALED_KEY_ARN "
+                         "to sealed_secrets.register")
+    if key_arn is not None:  # first: a secret's name in the dict literal may contain the key's placeholder
+        if not KEY_ARN.fullmatch(key_arn):
+            raise BuildError("--key-arn is not a KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID); pass the "
+                             "key's ARN, the module's kms_key_arn output, never an alias")
+        template = template.replace(KEY_PLACEHOLDER, repr(key_arn))
     body = "".join(f"    {name!r}: {ciphertexts[name]!r},\n" for name in sorted(ciphertexts))
     return template.replace(PLACEHOLDER, "{\n" + body + "}")
 
 
-def _is_helper(path: Path, data: bytes) -> bool:
-    """A ``sealed_secrets.py`` in the source folder is fine when it IS the helper (the folder is lambda_src)."""
+def helper_files() -> dict[str, bytes]:
+    """The runtime helper's files by their path in the zip (``sealed_secrets/...``), the whole folder as
+    the ``exclude`` rule leaves it (Terraform's fingerprint lists it the same way)."""
+    return {f"{HELPER_NAME}/{path}": read_regular_file(HELPER / path, MAX_TEXT_BYTES, "runtime helper")
+            for path in source_files(HELPER)}
+
+
+def _is_helper(folder: Path, files: Mapping[str, bytes]) -> bool:
+    """A ``sealed_secrets/`` folder in the source folder is fine when it IS the helper (the folder is
+    lambda_src) or an exact copy of it."""
     try:
-        return path.samefile(HELPER) or data == read_regular_file(HELPER, MAX_TEXT_BYTES, "runtime helper")
-    except (OSError, BuildError):
+        if folder.samefile(HELPER):
+            return True
+    except OSError:
         return False
+    return {path: data for path, data in files.items() if path.startswith(HELPER_NAME + "/")} == helper_files()
 
 
-def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
+def source_tree(template_path: Path, ciphertexts: Mapping[str, str], key_arn: str | None = None) -> Tree:
     """The source folder's files, with the template rendered as ``<stem>.py``, plus the helper."""
     module = handler_module(template_path)
     source_dir = template_path.parent
@@ -445,16 +475,16 @@ def source_tree(template_path: Path, ciphertexts: Mapping[str, str]) -> Tree:
         raise BuildError(f"{REQUIREMENTS} is over {MAX_TEXT_BYTES} bytes; is it a lock?")
     rendered = module + ".py"
     for path, kind in _top_level(files).items():
-        if path == HELPER_NAME and not _is_helper(source_dir / path, files[path]):
-            raise BuildError(f"{SOURCE} has its own {HELPER_NAME}, which would replace the runtime helper; "
-                             "delete or rename it (build.py adds the helper)")
         if path == rendered or kind == module:
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the handler {rendered} rendered from "
                              f"{template_path.name}; rename one of them")
-        if kind == "sealed_secrets" and path != HELPER_NAME:
+        if path == f"{HELPER_NAME}.py":
+            raise BuildError(f"{SOURCE} has its own {path}, which would replace the runtime helper; "
+                             "delete or rename it (build.py adds the helper)")
+        if kind == HELPER_NAME and not (path == HELPER_NAME and _is_helper(source_dir / path, files)):
             raise BuildError(f"{SOURCE} has {path!r}, which would shadow the runtime helper; rename it")
-    files[rendered] = render_handler(template, ciphertexts).encode("utf-8")
-    files[HELPER_NAME] = read_regular_file(HELPER, MAX_TEXT_BYTES, "runtime helper")
+    files[rendered] = render_handler(template, ciphertexts, key_arn).encode("utf-8")
+    files.update(helper_files())
     return Tree(files, frozenset(), {})  # a source file is reported by its own path
 
 
@@ -966,9 +996,10 @@ def build_zip(entries: Mapping[str, bytes], executables: Collection[str] = (), *
 
 
 def build_package(template_path: Path, ciphertexts: Mapping[str, str], runtime: str = "python3.13",
-                  architecture: str = "x86_64", cache_dir: Path | None = None) -> tuple[bytes, Callable[[], None]]:
+                  architecture: str = "x86_64", cache_dir: Path | None = None,
+                  key_arn: str | None = None) -> tuple[bytes, Callable[[], None]]:
     """The zip's bytes, and what to call once they are written (caches a fresh dependency install)."""
-    source = source_tree(template_path, ciphertexts)
+    source = source_tree(template_path, ciphertexts, key_arn)
     deps, commit = Tree({}, frozenset(), {}), (lambda: None)
     if REQUIREMENTS in source.files:
         deps, commit = dependencies(source.files[REQUIREMENTS], runtime, architecture,
@@ -1019,26 +1050,39 @@ def _would_be_packaged(path: Path, source_dir: Path, *, is_dir: bool) -> bool:
 
 def terraform_ciphertexts(module_dir: Path) -> dict[str, str]:
     """Read the ``ciphertexts`` output of the applied Terraform module in ``module_dir``."""
-    missing = BuildError("no ciphertexts given and no Terraform output 'ciphertexts' found; "
+    value = _terraform_output(module_dir, "ciphertexts")
+    if not isinstance(value, dict) or not all(isinstance(text, str) for text in value.values()):
+        raise BuildError("no ciphertexts given and no Terraform output 'ciphertexts' found; "
                          "run terraform apply first or pass --ciphertext=NAME=BASE64")
+    return collect_ciphertexts([f"{name}={text}" for name, text in value.items()], [])
+
+
+def terraform_key_arn(module_dir: Path) -> str:
+    """Read the ``kms_key_arn`` output of the applied Terraform module in ``module_dir``."""
+    value = _terraform_output(module_dir, "kms_key_arn")
+    if not isinstance(value, str):
+        raise BuildError("no --key-arn given and no Terraform output 'kms_key_arn' found; "
+                         "run terraform apply first or pass --key-arn=ARN")
+    return value
+
+
+def _terraform_output(module_dir: Path, name: str) -> object:
+    """One output of the applied module, as JSON; None when there is none (or no Terraform)."""
     import logging  # only this path needs these
 
     try:
         from python_terraform import IsFlagged, Terraform
     except ImportError:
-        raise missing from None
+        return None
 
     quiet = logging.getLogger("python_terraform")  # it logs terraform's stderr; we say one line instead
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     try:
-        code, stdout, _ = Terraform(working_dir=str(module_dir)).output_cmd("ciphertexts", json=IsFlagged)
-        value = json.loads(stdout) if code == 0 else None
+        code, stdout, _ = Terraform(working_dir=str(module_dir)).output_cmd(name, json=IsFlagged)
+        return json.loads(stdout) if code == 0 else None
     except (OSError, ValueError):
-        value = None
-    if not isinstance(value, dict) or not all(isinstance(text, str) for text in value.values()):
-        raise missing
-    return collect_ciphertexts([f"{name}={text}" for name, text in value.items()], [])
+        return None
 
 
 # --- the CLI ----------------------------------------------------------------------------------
@@ -1057,6 +1101,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
                         help="handler template NAME.py.tmpl; its folder is the function's source")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="zip to write (default dist/lambda.zip)")
+    parser.add_argument("--key-arn", default=None, metavar="ARN",
+                        help=f"ARN of the KMS key the ciphertexts are sealed under (the template's {KEY_PLACEHOLDER})")
     parser.add_argument("--runtime", default="python3.13", help=f"one of {', '.join(rules().runtimes)}")
     parser.add_argument("--architecture", default="x86_64", help=f"one of {', '.join(rules().architectures)}")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -1086,11 +1132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path is not None and args.template.is_file() and _would_be_packaged(path, source_dir, is_dir=is_dir):
                 raise BuildError(f"{option} is inside the template's folder, which is the function's source, "
                                  "so the next build would package it; choose a path outside it")
+        key_arn = args.key_arn
         if args.ciphertext or args.ciphertext_file:
             ciphertexts = collect_ciphertexts(args.ciphertext, args.ciphertext_file)
         else:
             ciphertexts = terraform_ciphertexts(HERE)
-        data, commit = build_package(args.template, ciphertexts, args.runtime, args.architecture, args.cache_dir)
+            key_arn = key_arn or terraform_key_arn(HERE)
+        data, commit = build_package(args.template, ciphertexts, args.runtime, args.architecture, args.cache_dir,
+                                     key_arn)
         commit()
         write_atomically(args.output, data)
     except BuildError as error:

@@ -29,7 +29,7 @@ output "kms_key_arn" {
 }
 
 output "kms_alias_name" {
-  description = "Alias of the module's own KMS key, for sealing secrets outside Terraform (aws kms encrypt --key-id); null with a shared key."
+  description = "Alias of the module's own KMS key, to find it in the console; null with a shared key. Seal with kms_key_arn: a package opens only ciphertexts of that key."
   value       = local.create_key ? aws_kms_alias.secrets[0].name : null
 }
 

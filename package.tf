@@ -22,13 +22,17 @@ locals {
   # before they exist, and drives rebuilds and code updates.
   package_inputs = {
     ciphertexts  = local.ciphertexts
+    key_arn      = local.key_arn
     sources      = { for file in local.source_files : file => filesha256("${local.source_dir}/${file}") }
     template     = basename(local.template)
     runtime      = var.runtime
     architecture = var.architectures[0]
     build        = filesha256("${path.module}/build.py")
     rules        = filesha256("${path.module}/build_rules.json")
-    helper       = filesha256("${path.module}/lambda_src/sealed_secrets.py")
+    helper = {
+      for file in fileset("${path.module}/lambda_src/sealed_secrets", "**") :
+      file => filesha256("${path.module}/lambda_src/sealed_secrets/${file}") if !can(regex(local.rules.exclude, file))
+    }
   }
   package_fingerprint = base64sha256(jsonencode(local.package_inputs))
 
@@ -37,6 +41,7 @@ locals {
   build_command = concat(
     [var.python_executable, abspath("${path.module}/build.py")],
     ["--template=${local.template}", "--runtime=${var.runtime}", "--architecture=${var.architectures[0]}"],
+    ["--key-arn=${local.key_arn}"],
     [for name in sort(keys(local.ciphertexts)) : "--ciphertext=${name}=${local.ciphertexts[name]}"],
   )
 }

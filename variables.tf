@@ -34,7 +34,7 @@ variable "secrets" {
 }
 
 variable "encrypted_secrets" {
-  description = "Secrets sealed outside Terraform, name => base64 CiphertextBlob (at most 6144 bytes decoded), e.g. from `aws kms encrypt --key-id alias/<function_name>-secrets --encryption-context LambdaFunctionName=<function_name> --plaintext fileb://secret --query CiphertextBlob --output text`. The plaintext never enters state."
+  description = "Secrets sealed outside Terraform, name => base64 CiphertextBlob (at most 6144 bytes decoded), e.g. from `aws kms encrypt --key-id <the kms_key_arn output> --encryption-context LambdaFunctionName=<function_name> --plaintext fileb://secret --query CiphertextBlob --output text`. The plaintext never enters state."
   type        = map(string)
   default     = {}
   nullable    = false
@@ -54,7 +54,7 @@ variable "encrypted_secrets" {
 }
 
 variable "handler_template" {
-  description = "Path of the handler template build.py renders (it must hold __SEALED_CIPHERTEXTS__ once). Its folder is the function's source: every file in it is packaged, recursively, except dotfiles, __pycache__ and *.pyc; a requirements.txt there is installed for the function's runtime and architecture. Null uses the module's lambda_src/handler.py.tmpl, which opens each secret and returns only their names."
+  description = "Path of the handler template build.py renders (it must hold __SEALED_CIPHERTEXTS__ and __SEALED_KEY_ARN__ once each). Its folder is the function's source: every file in it is packaged, recursively, except dotfiles, __pycache__ and *.pyc; a requirements.txt there is installed for the function's runtime and architecture. Null uses the module's lambda_src/handler.py.tmpl, which opens each secret and returns only their names."
   type        = string
   default     = null
 

@@ -184,9 +184,12 @@ def measure_sweep(clients: Sequence[Any], results: dict[str, Measured], callers:
 
 
 def load_helper() -> ModuleType:
-    """lambda_src/sealed_secrets.py is a file, not an installed package: load it by path."""
-    spec = importlib.util.spec_from_file_location("sealed_secrets", ROOT / "lambda_src" / "sealed_secrets.py")
+    """lambda_src/sealed_secrets/ is a package in the source tree, not an installed one: load it by path."""
+    folder = ROOT / "lambda_src" / "sealed_secrets"
+    spec = importlib.util.spec_from_file_location("sealed_secrets", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
     module = importlib.util.module_from_spec(spec)
+    sys.modules["sealed_secrets"] = module  # its submodules import it by name
     spec.loader.exec_module(module)
     return module
 
@@ -219,7 +222,8 @@ def measure_build() -> dict[str, Any]:
             workdir.mkdir()
             started = time.perf_counter()
             result = subprocess.run(
-                [sys.executable, str(ROOT / "build.py"), f"--ciphertext={SECRET_NAME}={blob}", "--output=out.zip"],
+                [sys.executable, str(ROOT / "build.py"), f"--ciphertext={SECRET_NAME}={blob}", "--output=out.zip",
+                 "--key-arn=arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"],
                 cwd=workdir, env={**os.environ, "TZ": zone}, capture_output=True, text=True,
                 preexec_fn=lambda umask=umask: os.umask(umask),
             )

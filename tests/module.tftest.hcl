@@ -239,6 +239,7 @@ run "build_runs_as_an_argument_list_with_one_item_per_option" {
     condition = local.build_command == [
       "/opt/my python/bin/python3", abspath("./build.py"),
       "--template=${abspath("./lambda_src/handler.py.tmpl")}", "--runtime=python3.13", "--architecture=x86_64",
+      "--key-arn=arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555",
       "--ciphertext=api_token=AQICAHhwcmVzZWFsZWQ=", "--ciphertext=db_password=AQICAHhzZWFsZWQ=",
     ]
     error_message = "build.py gets an argv list, each option one --flag=value item, python_executable taken literally."
@@ -259,8 +260,13 @@ run "function_deploys_the_package_build_py_makes" {
   }
 
   assert {
-    condition     = local.source_files == tolist(["handler.py.tmpl", "sealed_secrets.py"])
-    error_message = "The default source folder holds the default template and the helper."
+    condition     = local.source_files == tolist(concat(["handler.py.tmpl"], [for file in sort(keys(local.package_inputs.helper)) : "sealed_secrets/${file}"]))
+    error_message = "The default source folder holds the default template and the helper package."
+  }
+
+  assert {
+    condition     = length(setsubtract(["__init__.py", "budget.py", "cache.py", "errors.py", "transport.py", "credentials.py", "boto.py"], keys(local.package_inputs.helper))) == 0
+    error_message = "The fingerprint covers every file of the helper package, so a change to any of them rebuilds the zip."
   }
 
   assert {
@@ -301,6 +307,25 @@ run "another_architecture_changes_the_package" {
   assert {
     condition     = contains(local.build_command, "--architecture=arm64")
     error_message = "build.py builds for the function's architecture."
+  }
+}
+
+run "the_package_carries_the_key_it_is_sealed_under" {
+  command = plan
+
+  variables {
+    create_kms_key = false
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+  }
+
+  assert {
+    condition     = contains(local.build_command, "--key-arn=arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab")
+    error_message = "build.py renders the key's ARN (never the alias's) into the package, so every Decrypt names it."
+  }
+
+  assert {
+    condition     = local.package_inputs.key_arn == "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-44cd-86ef-1234567890ab"
+    error_message = "The package fingerprint covers the key's ARN: another key is another package."
   }
 }
 

@@ -14,7 +14,7 @@ output "kms_key_arn" {
 }
 
 output "kms_alias_name" {
-  description = "Alias of the function's own KMS key, to seal more secrets with aws kms encrypt."
+  description = "Alias of the function's own KMS key; seal more secrets with kms_key_arn (aws kms encrypt --key-id), never the alias."
   value       = module.sealed_function.kms_alias_name
 }
 

@@ -4,7 +4,7 @@ output "kms_key_arn" {
 }
 
 output "kms_alias_name" {
-  description = "Alias of the shared key, to seal more secrets with aws kms encrypt (with the function's encryption context)."
+  description = "Alias of the shared key; seal more secrets with kms_key_arn (and the function's encryption context), never the alias."
   value       = aws_kms_alias.shared.name
 }
 

@@ -14,7 +14,7 @@ output "architecture" {
 }
 
 output "package_path" {
-  description = "The zip build.py wrote: the rendered handler, greeter/, markupsafe/ and sealed_secrets.py."
+  description = "The zip build.py wrote: the rendered handler, greeter/, markupsafe/ and sealed_secrets/."
   value       = module.function.package_path
 }
 

@@ -67,7 +67,7 @@ def test_a_second_plan_has_no_changes(stack):
 def default_package(stack: Stack, ciphertexts: dict[str, str], output) -> bytes:
     """build.py's package of the module's default handler for these ciphertexts, as the module builds it."""
     return build_package(stack.workdir, stack.workdir / "lambda_src" / "handler.py.tmpl", ciphertexts, output,
-                         "--runtime=python3.13", "--architecture=x86_64")
+                         "--runtime=python3.13", "--architecture=x86_64", f"--key-arn={stack.outputs()['kms_key_arn']}")
 
 
 def test_deployed_package_is_what_build_py_makes(stack, lambda_client, tmp_path):
@@ -175,7 +175,7 @@ def sealed_for_probe(stack, aws, lambda_client, tmp_path_factory):
     """A second function, 'probe', whose secret is sealed by KMS Encrypt outside Terraform with the stack's key."""
     name = f"{stack.function_name}-probe"
     kms = aws("kms")
-    blob = kms.encrypt(KeyId=stack.outputs()["kms_alias_name"], Plaintext=b"probe secret",
+    blob = kms.encrypt(KeyId=stack.outputs()["kms_key_arn"], Plaintext=b"probe secret",
                        EncryptionContext={"LambdaFunctionName": name})["CiphertextBlob"]
     role = lambda_client.get_function(FunctionName=stack.function_name)["Configuration"]["Role"]
 
@@ -205,6 +205,25 @@ def test_a_tampered_ciphertext_is_a_typed_error(sealed_for_probe, lambda_client,
     assert payload["errorMessage"] == "could not decrypt sealed secret 'credential': KMS InvalidCiphertextException"
     assert_no_secret_text({"the plaintext": "probe secret", "the ciphertext": base64.b64encode(tampered).decode()},
                           json.dumps(payload), logs)
+
+
+def test_a_ciphertext_sealed_under_another_key_is_refused(sealed_for_probe, lambda_client, aws):
+    """The package names its key in every Decrypt: a blob sealed under another key (as through an alias
+    repointed at a key someone else holds) is refused, where without the name KMS would have opened it."""
+    name, _, deploy = sealed_for_probe
+    kms = aws("kms")
+    other = kms.create_key(Description="another key, not the package's")["KeyMetadata"]["Arn"]
+    try:
+        blob = kms.encrypt(KeyId=other, Plaintext=b"probe secret", EncryptionContext={"LambdaFunctionName": name})
+        assert kms.decrypt(CiphertextBlob=blob["CiphertextBlob"],  # the control: naming no key, KMS opens it
+                           EncryptionContext={"LambdaFunctionName": name})["Plaintext"] == b"probe secret"
+        deploy(blob["CiphertextBlob"])
+        error, payload, logs = invoke(lambda_client, name)
+        assert error == "Unhandled" and payload["errorType"] == "SecretDecryptionError"
+        assert payload["errorMessage"] == "could not decrypt sealed secret 'credential': KMS IncorrectKeyException"
+        assert "probe secret" not in logs
+    finally:
+        kms.schedule_key_deletion(KeyId=other, PendingWindowInDays=7)
 
 
 def test_a_disabled_key_is_a_typed_error_and_the_function_recovers_when_it_is_enabled(

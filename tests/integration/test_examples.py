@@ -183,7 +183,8 @@ def test_shared_key_a_function_cannot_open_the_other_functions_ciphertext(
     else:  # billing's own handler and secret name, carrying orders' ciphertext
         template = shared_key.workdir / "lambda_src" / "handler.py.tmpl"
         package = build_package(shared_key.workdir, template, {billing_secret: orders_blob}, tmp_path / "swap.zip",
-                                "--runtime=python3.13", "--architecture=x86_64")
+                                "--runtime=python3.13", "--architecture=x86_64",
+                                f"--key-arn={shared_key.outputs()['kms_key_arn']}")
         secret_name = billing_secret
     own_package = shared_key.package_of(billing["function_name"])
     replace_code(lambda_client, billing["function_name"], package)
@@ -229,7 +230,7 @@ def test_with_dependencies_package_is_the_folder_plus_its_requirements(with_depe
     with zipfile.ZipFile(BytesIO(package)) as archive:
         names = set(archive.namelist())
         speedups = archive.read("markupsafe/_speedups.cpython-313-x86_64-linux-gnu.so")
-    assert {"handler.py", "sealed_secrets.py", "greeter/__init__.py", "greeter/formats/__init__.py",
+    assert {"handler.py", "sealed_secrets/__init__.py", "greeter/__init__.py", "greeter/formats/__init__.py",
             "greeter/formats/html.py", "greeter/templates/greeting.html", "markupsafe/__init__.py"} <= names
     assert "handler.py.tmpl" not in names and not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
     assert speedups[:4] == b"\x7fELF" and ELF_MACHINE[speedups[18:20]] == "x86_64"
@@ -253,9 +254,10 @@ def test_with_dependencies_arm64_variant_plans_and_its_package_is_aarch64(with_d
     # The package that apply would build: the deployed ciphertext (the plan keeps it), built for arm64.
     state = json.loads(with_dependencies.state_text())
     (sealed,) = [r for r in state["resources"] if r["type"] == "aws_kms_ciphertext"]
+    attributes = sealed["instances"][0]["attributes"]
     package = build_package(with_dependencies.workdir, with_dependencies.root_dir / "src" / "handler.py.tmpl",
-                            {"signing_key": sealed["instances"][0]["attributes"]["ciphertext_blob"]},
-                            tmp_path / "arm64.zip", "--runtime=python3.13", "--architecture=arm64")
+                            {"signing_key": attributes["ciphertext_blob"]}, tmp_path / "arm64.zip",
+                            "--runtime=python3.13", "--architecture=arm64", f"--key-arn={attributes['key_id']}")
     with zipfile.ZipFile(BytesIO(package)) as archive:
         speedups = archive.read("markupsafe/_speedups.cpython-313-aarch64-linux-gnu.so")
     assert speedups[:4] == b"\x7fELF" and ELF_MACHINE[speedups[18:20]] == "aarch64"

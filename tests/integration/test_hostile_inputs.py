@@ -33,7 +33,8 @@ DIGEST_TEMPLATE = '''import hashlib
 import sealed_secrets
 
 SEALED_CIPHERTEXTS = __SEALED_CIPHERTEXTS__
-sealed_secrets.register(SEALED_CIPHERTEXTS)
+SEALED_KEY_ARN = __SEALED_KEY_ARN__
+sealed_secrets.register(SEALED_CIPHERTEXTS, key_id=SEALED_KEY_ARN)
 
 
 def handler(event, context):

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +41,6 @@ class Reply:
     status: int = 200
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer (until the server closes)
 
 
@@ -58,11 +57,28 @@ def kms_error(code: str, message: str = "", status: int = 400, *, header_only: b
                  {"Content-Type": "application/x-amz-json-1.1"})
 
 
+def sealed_under(keys: Mapping[bytes, tuple[str, bytes]]) -> Callable[[Captured], Reply]:
+    """An answer for ``FakeKms(default=...)`` that knows which key sealed each blob (blob => (key ARN,
+    plaintext)), as KMS does from the ciphertext's own metadata: a Decrypt that names another key in
+    ``KeyId`` is refused with ``IncorrectKeyException``; one that names none opens under the blob's key."""
+
+    def answer(received: Captured) -> Reply:
+        request = received.json()
+        key, plaintext = keys[base64.b64decode(request["CiphertextBlob"])]
+        if request.get("KeyId", key) != key:
+            return kms_error("IncorrectKeyException",
+                             "The key ID in the request does not identify a CMK that can perform this operation.")
+        return decrypted(plaintext, key_id=key)
+
+    return answer
+
+
 class FakeKms:
     """``with FakeKms(replies) as kms:`` serves ``kms.url`` until the block ends.
 
     ``replies`` is answered in order; once it runs out, ``default`` answers every request (a function of
-    the captured request, so that it can echo or count). ``kms.requests`` holds what arrived.
+    the captured request, so that it can echo, count or wait for the test). ``kms.requests`` holds what
+    arrived.
     """
 
     def __init__(self, replies: Iterable[Reply] = (), *, default: Callable[[Captured], Reply] | Reply | None = None,
@@ -70,7 +86,7 @@ class FakeKms:
         self.requests: list[Captured] = []
         self._replies = list(replies)
         self._default = default if default is not None else decrypted(plaintext)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._closing = threading.Event()
         fake = self
 
@@ -82,8 +98,6 @@ class FakeKms:
                 if reply.hang:
                     fake._closing.wait()
                     return
-                if reply.delay:
-                    fake._closing.wait(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -107,9 +121,15 @@ class FakeKms:
     def _next(self, captured: Captured) -> Reply:
         with self._lock:
             self.requests.append(captured)
+            self._lock.notify_all()
             if self._replies:
                 return self._replies.pop(0)
         return self._default(captured) if callable(self._default) else self._default
+
+    def wait_for_requests(self, count: int, ceiling: float = 30.0) -> bool:
+        """Whether ``count`` requests have arrived, waiting up to ``ceiling`` seconds for them."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self.requests) >= count, ceiling)
 
     def __enter__(self) -> FakeKms:
         self._thread.start()

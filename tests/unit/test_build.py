@@ -27,6 +27,8 @@ import interpreters
 
 BLOB = bytes(range(256)) * 2  # stands in for a KMS CiphertextBlob
 BLOB_B64 = base64.b64encode(BLOB).decode()
+KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # AWS's documented example
+KEY = f"--key-arn={KEY_ARN}"  # as package.tf passes it
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TREE = FIXTURES / "source_tree"
 # What the fixture folder packages: everything but dotfiles and dot-directories, at any depth.
@@ -71,16 +73,61 @@ def test_render_requires_exactly_one_placeholder(template):
         build.render_handler(template, {"a": "QQ=="})
 
 
+def test_the_key_arn_is_rendered_as_a_string_literal_in_place_of_its_one_placeholder():
+    template = "K = __SEALED_KEY_ARN__\nX = __SEALED_CIPHERTEXTS__\n"
+    rendered = build.render_handler(template, {"x__SEALED_KEY_ARN__": "QQ=="}, KEY_ARN)  # a name holding it stays
+    assert rendered == f"K = {KEY_ARN!r}\nX = {{\n    'x__SEALED_KEY_ARN__': 'QQ==',\n}}\n"
+
+
+@pytest.mark.parametrize(("template", "key_arn", "message"), [
+    ("X = __SEALED_CIPHERTEXTS__", KEY_ARN, "must contain __SEALED_KEY_ARN__ exactly once (found 0)"),
+    ("K = [__SEALED_KEY_ARN__, __SEALED_KEY_ARN__]\nX = __SEALED_CIPHERTEXTS__", KEY_ARN, "exactly once (found 2)"),
+    ("K = __SEALED_KEY_ARN__\nX = __SEALED_CIPHERTEXTS__", None, "holds __SEALED_KEY_ARN__ but no key was given"),
+])
+def test_the_key_placeholder_is_there_exactly_when_a_key_is_given(template, key_arn, message):
+    with pytest.raises(build.BuildError, match=re.escape(message)):
+        build.render_handler(template, {"a": "QQ=="}, key_arn)
+
+
+@pytest.mark.parametrize("key_arn", [
+    "arn:aws:kms:us-east-1:111122223333:alias/orders-api-secrets",  # an alias follows whichever key it names
+    "1234abcd-12ab-34cd-56ef-1234567890ab", "alias/orders-api-secrets", "",
+    f"{KEY_ARN}'; import os; '", f"{KEY_ARN}\n",
+])
+def test_the_key_must_be_a_key_arn(key_arn):
+    with pytest.raises(build.BuildError, match="--key-arn is not a KMS key ARN"):
+        build.render_handler("K = __SEALED_KEY_ARN__\nX = __SEALED_CIPHERTEXTS__", {"a": "QQ=="}, key_arn)
+
+
+@pytest.mark.parametrize("key_arn", [
+    KEY_ARN, "arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",  # multi-Region
+])
+def test_key_arns_of_every_partition_and_form_are_accepted(key_arn):
+    rendered = build.render_handler("K = __SEALED_KEY_ARN__\nX = __SEALED_CIPHERTEXTS__", {"a": "QQ=="}, key_arn)
+    assert ast.literal_eval(rendered.splitlines()[0].split("=", 1)[1].strip()) == key_arn
+
+
+def test_a_template_with_the_key_placeholder_and_no_key_arn_is_one_error_line(tmp_path):
+    result = run_build(f"--ciphertext=credential={BLOB_B64}", f"--output={tmp_path / 'fn.zip'}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and not (tmp_path / "fn.zip").exists()
+    assert result.stderr == ("error: the handler template holds __SEALED_KEY_ARN__ but no key was given; pass "
+                             "--key-arn=ARN (the module's kms_key_arn output)\n")
+
+
 def test_shipped_template_renders_to_valid_python_that_registers_the_ciphertexts(root):
-    # lambda_src is the default source folder: its sealed_secrets.py IS the helper, not a conflict.
-    entries = build.source_tree(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64}).files
+    # lambda_src is the default source folder: its sealed_secrets/ IS the helper, not a conflict.
+    entries = build.source_tree(root / "lambda_src" / "handler.py.tmpl", {"credential": BLOB_B64}, KEY_ARN).files
     assert "handler.py.tmpl" not in entries
-    assert {"handler.py", "sealed_secrets.py"} <= set(entries)
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert {"handler.py", "sealed_secrets/__init__.py"} <= set(entries)
+    assert {path: data for path, data in entries.items() if path.startswith("sealed_secrets")} == helper_files(root)
     tree = ast.parse(entries["handler.py"])
     literal = next(node.value for node in tree.body
                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SEALED_CIPHERTEXTS")
     assert ast.literal_eval(literal) == {"credential": BLOB_B64}
+    key = next(node.value for node in tree.body
+               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SEALED_KEY_ARN")
+    assert ast.literal_eval(key) == KEY_ARN and b"key_id=SEALED_KEY_ARN" in entries["handler.py"]
 
 
 def test_collect_canonicalises_base64_and_reads_raw_blob_files(tmp_path):
@@ -200,18 +247,19 @@ def test_template_names_that_lambda_cannot_import_or_that_shadow_the_helper_are_
 
 def test_a_whole_source_folder_is_packaged_with_the_rendered_handler_and_the_helper(tmp_path, root):
     source = copy_tree(tmp_path / "src")
-    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
-    expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", "sealed_secrets.py"]
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}, KEY_ARN).files
+    expected = [name for name in TREE_FILES if name != "handler.py.tmpl"] + ["handler.py", *helper_files(root)]
     assert sorted(entries) == sorted(expected)
     assert entries["app/data/données [1].txt"] == "donnée\n".encode()
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    assert {path: entries[path] for path in helper_files(root)} == helper_files(root)
     assert "Grüße" in entries["handler.py"].decode("utf-8")  # a UTF-8 template with non-ASCII comments
 
 
 def test_the_unzipped_package_imports_its_subpackages_and_reads_its_data(tmp_path):
     source = copy_tree(tmp_path / "src")
     unpacked = tmp_path / "task"
-    with zipfile.ZipFile(io.BytesIO(build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})[0])) as z:
+    package, _ = build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64}, key_arn=KEY_ARN)
+    with zipfile.ZipFile(io.BytesIO(package)) as z:
         z.extractall(unpacked)
     probe = "import json, handler; print(json.dumps(handler.handler({}, None), sort_keys=True))"
     result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(unpacked)!r}); {probe}"],
@@ -234,15 +282,33 @@ def test_nothing_in_the_source_folder_may_shadow_the_handler_or_the_helper(tmp_p
     (source / name).parent.mkdir(parents=True, exist_ok=True)
     (source / name).write_text(content)
     with pytest.raises(build.BuildError, match=message):
-        build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
+        build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}, KEY_ARN).files
 
 
 def test_a_copy_of_the_helper_in_the_source_folder_is_the_helper(tmp_path, root):
     source = tmp_path / "src"
     shutil.copytree(TREE, source)
-    shutil.copy(root / "lambda_src" / "sealed_secrets.py", source / "sealed_secrets.py")
-    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}).files
-    assert entries["sealed_secrets.py"] == (root / "lambda_src" / "sealed_secrets.py").read_bytes()
+    shutil.copytree(root / "lambda_src" / "sealed_secrets", source / "sealed_secrets",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    entries = build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}, KEY_ARN).files
+    assert {path: entries[path] for path in helper_files(root)} == helper_files(root)
+
+
+def test_a_changed_copy_of_the_helper_in_the_source_folder_is_refused(tmp_path, root):
+    source = tmp_path / "src"
+    shutil.copytree(TREE, source)
+    shutil.copytree(root / "lambda_src" / "sealed_secrets", source / "sealed_secrets",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "sealed_secrets" / "cache.py").write_text("def get_secret(name): return 'pwned'\n")
+    with pytest.raises(build.BuildError, match="'sealed_secrets', which would shadow the runtime helper"):
+        build.source_tree(source / "handler.py.tmpl", {"token": BLOB_B64}, KEY_ARN).files
+
+
+def helper_files(root: Path) -> dict[str, bytes]:
+    """The runtime helper as it is on disk: every file of lambda_src/sealed_secrets/ but bytecode."""
+    folder = root / "lambda_src" / "sealed_secrets"
+    return {f"sealed_secrets/{path.relative_to(folder).as_posix()}": path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
 
 
 def test_dependencies_may_not_collide_with_the_source():
@@ -462,7 +528,7 @@ def installed_source(tmp_path: Path, monkeypatch, wheels: dict[str, bytes], lock
 def test_a_fresh_download_is_cached_only_once_the_whole_package_is_good(tmp_path, monkeypatch, capsys):
     clash = {"app-1.0-py3-none-any.whl": make_wheel("app", "1.0", {"app/__init__.py": b"evil"})}
     template, cache = installed_source(tmp_path, monkeypatch, clash, "app==1.0\n"), tmp_path / "cache"
-    args = [f"--ciphertext=credential={BLOB_B64}", f"--template={template}", f"--output={tmp_path / 'fn.zip'}"]
+    args = [f"--ciphertext=credential={BLOB_B64}", KEY, f"--template={template}", f"--output={tmp_path / 'fn.zip'}"]
     assert build.main([*args, f"--cache-dir={cache}"]) == 2
     assert "app==1.0" in capsys.readouterr().err
     assert not cache.exists() and not (tmp_path / "fn.zip").exists()
@@ -495,11 +561,11 @@ def test_every_size_limit_is_reported_by_one_path_naming_the_largest_parts(monke
     monkeypatch.setattr(build, "MAX_ZIPPED_BYTES", 200_000)
     with pytest.raises(build.BuildError, match=r"the zip is 3\d{5} bytes, over Lambda's zipped \(direct upload\) "
                                                r"limit of 200000 bytes \(largest: app/data/noise\.bin 0\.29 MB"):
-        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64}, key_arn=KEY_ARN)
     monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 250_000)
     with pytest.raises(build.BuildError, match=r"holds 3\d{5} bytes, over Lambda's unzipped limit of 250000 bytes "
                                                r"\(largest: app/data/noise\.bin"):
-        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64})
+        build.build_package(source / "handler.py.tmpl", {"token": BLOB_B64}, key_arn=KEY_ARN)
     big = {"big-1.0-py3-none-any.whl": make_wheel("big", "1.0", {"big/blob.bin": b"\0" * 300_000})}
     with pytest.raises(build.BuildError, match=r"requirements.txt installs 3\d{5} bytes, over Lambda's unzipped "
                                                r"limit of 250000 bytes \(largest: big==1.0 0\.29 MB"):
@@ -527,7 +593,7 @@ def copy_project(destination: Path, root: Path) -> Path:
 
 
 def test_cli_writes_the_zip_and_prints_its_hash_last(tmp_path, root):
-    result = run_build(f"--ciphertext=credential={BLOB_B64}", "--output=out/fn.zip", cwd=tmp_path)
+    result = run_build(f"--ciphertext=credential={BLOB_B64}", KEY, "--output=out/fn.zip", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = (tmp_path / "out" / "fn.zip").read_bytes()
     assert result.stdout.splitlines()[-1] == build.code_sha256(data)
@@ -545,7 +611,7 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
         os.utime(path, (1_000_000_000, 1_000_000_000), follow_symlinks=False)
         path.chmod(0o700 if path.is_dir() else 0o600)  # what a checkout under umask 077 gives
     for args in [(), ("--template=src/handler.py.tmpl",)]:
-        common = (f"--ciphertext=credential={BLOB_B64}", "--output=dist/lambda.zip", *args)
+        common = (f"--ciphertext=credential={BLOB_B64}", KEY, "--output=dist/lambda.zip", *args)
         a = run_build(*common, cwd=first, script=script_a, env={"TZ": "UTC"}, umask=0o022)
         b = run_build(*common, cwd=second, script=script_b, env={"TZ": "Pacific/Kiritimati"}, umask=0o077)
         assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
@@ -559,7 +625,7 @@ def test_every_supported_python_builds_the_same_bytes(tmp_path):
     digests = {}
     for version, python in interpreters.lambda_pythons().items():
         output = tmp_path / f"{version}.zip"
-        result = subprocess.run([python, str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}",
+        result = subprocess.run([python, str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}", KEY,
                                  f"--template={source / 'handler.py.tmpl'}", f"--output={output}"],
                                 check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (python, result.stderr)
@@ -589,25 +655,25 @@ def test_the_python_keywords_rule_is_pythons_own_list():
 def test_a_changed_data_file_rebuilds_and_touched_bytecode_does_not(tmp_path):
     source = copy_tree(tmp_path / "src")
     template, ciphertexts = source / "handler.py.tmpl", {"token": BLOB_B64}
-    before, _ = build.build_package(template, ciphertexts)
+    before, _ = build.build_package(template, ciphertexts, key_arn=KEY_ARN)
     (source / "app" / "__pycache__" / "core.cpython-313.pyc").write_bytes(b"\x00other bytecode")
     (source / "app" / "__pycache__" / "leaf.cpython-313.pyc").write_bytes(b"\x00new bytecode")
     os.utime(source / "stray.pyc", (2_000_000_000, 2_000_000_000))
     (source / ".env").write_text("CHANGED=1\n")
-    assert build.build_package(template, ciphertexts)[0] == before
+    assert build.build_package(template, ciphertexts, key_arn=KEY_ARN)[0] == before
     (source / "app" / "data" / "config.json").write_text('{"greeting": "changed"}\n')
-    assert build.build_package(template, ciphertexts)[0] != before
+    assert build.build_package(template, ciphertexts, key_arn=KEY_ARN)[0] != before
 
 
 def test_a_different_ciphertext_gives_a_different_package(tmp_path):
-    a = run_build(f"--ciphertext=credential={BLOB_B64}", "--output=a.zip", cwd=tmp_path)
-    b = run_build(f"--ciphertext=credential={base64.b64encode(BLOB[::-1]).decode()}", "--output=b.zip", cwd=tmp_path)
+    a = run_build(f"--ciphertext=credential={BLOB_B64}", KEY, "--output=a.zip", cwd=tmp_path)
+    b = run_build(f"--ciphertext=credential={base64.b64encode(BLOB[::-1]).decode()}", KEY, "--output=b.zip", cwd=tmp_path)
     assert a.returncode == b.returncode == 0
     assert a.stdout != b.stdout
 
 
 def test_space_separated_options_still_work(tmp_path):
-    result = run_build("--ciphertext", f"credential={BLOB_B64}", "--output", "x.zip", cwd=tmp_path)
+    result = run_build("--ciphertext", f"credential={BLOB_B64}", "--key-arn", KEY_ARN, "--output", "x.zip", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
@@ -673,6 +739,11 @@ def bad_inputs(tmp_path: Path) -> dict[str, Callable[[], tuple[list[str], str]]]
         "missing template": lambda: ([ok, f"--template={tmp_path / 'gone.py.tmpl'}"], "handler template"),
         "template without placeholder": lambda: ([ok, source("plain", write("handler.py.tmpl", "x = 1\n"))],
                                                  "exactly once (found 0)"),
+        "template without key placeholder": lambda: (
+            [ok, source("nokey", write("handler.py.tmpl", "X = __SEALED_CIPHERTEXTS__\n"))],
+            "must contain __SEALED_KEY_ARN__ exactly once (found 0)"),
+        "key given as an alias": lambda: ([ok, "--key-arn=arn:aws:kms:us-east-1:111122223333:alias/orders-api-secrets"],
+                                          "--key-arn is not a KMS key ARN"),
         "template not UTF-8": lambda: ([ok, source("latin1", write("handler.py.tmpl", latin1_template))],
                                        "is not UTF-8 (byte 4)"),
         "template is a FIFO": lambda: ([ok, source("fifo", fifo_template)], "not a regular file"),
@@ -730,6 +801,8 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_written(bad_input, tmp_p
         args = [*args, f"--output={output}"]
     if not any(arg.startswith("--cache-dir") for arg in args):
         args = [*args, f"--cache-dir={tmp_path / 'cache'}"]
+    if not any(arg.startswith("--key-arn") for arg in args):
+        args = [*args, KEY]
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     before = sorted(str(p) for p in tmp_path.rglob("*"))

@@ -25,7 +25,8 @@ import interpreters
 BUILD = build.HERE / "build.py"
 APP = Path(__file__).resolve().parent / "fixtures" / "markupsafe_app"  # markupsafe==3.0.2 and idna==3.10
 CIPHERTEXT = f"--ciphertext=token={base64.b64encode(bytes(range(200))).decode()}"
-TEMPLATE = ("import sealed_secrets\nsealed_secrets.register(__SEALED_CIPHERTEXTS__)\n\n\n"
+KEY = "--key-arn=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # as package.tf passes it
+TEMPLATE = ("import sealed_secrets\nsealed_secrets.register(__SEALED_CIPHERTEXTS__, key_id=__SEALED_KEY_ARN__)\n\n\n"
             "def handler(event, context):\n    return None\n")
 EM_X86_64, EM_AARCH64 = 62, 183  # ELF e_machine values
 INSTALL_RECORDS = ("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")
@@ -50,7 +51,7 @@ def fresh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def run_build(template: Path, output: Path, cache: Path, *flags: str, env: dict[str, str],
               python: str = sys.executable, umask: int | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [python, str(BUILD), CIPHERTEXT, f"--template={template}", f"--output={output}", f"--cache-dir={cache}",
+        [python, str(BUILD), CIPHERTEXT, KEY, f"--template={template}", f"--output={output}", f"--cache-dir={cache}",
          *flags],
         check=False, env=env, capture_output=True, text=True, timeout=600,
         cwd=output.parent if output.parent.is_dir() else None,
@@ -146,7 +147,7 @@ def test_a_pure_python_package_lands_at_the_zip_root(tmp_path, warm_cache):
     assert "idna/__init__.py" in names and "idna/core.py" in names
     assert "idna-3.10.dist-info/METADATA" in names
     assert {name.split("/")[0] for name in names} == {"idna", "idna-3.10.dist-info", "handler.py",
-                                                      "requirements.txt", "sealed_secrets.py"}
+                                                      "requirements.txt", "sealed_secrets"}
     assert_no_install_records(names)
 
 
@@ -203,7 +204,7 @@ def test_markers_are_evaluated_for_the_runtime_not_for_the_host(tmp_path, warm_c
 def test_dependencies_over_lambdas_limit_name_the_package(tmp_path, warm_cache, monkeypatch, capsys):
     template = source_with(tmp_path / "src", "idna==3.10\n")
     monkeypatch.setattr(build, "MAX_UNZIPPED_BYTES", 100_000)  # idna unzips to about 0.3 MB
-    code = build.main([CIPHERTEXT, f"--template={template}", f"--output={tmp_path / 'fn.zip'}",
+    code = build.main([CIPHERTEXT, KEY, f"--template={template}", f"--output={tmp_path / 'fn.zip'}",
                        f"--cache-dir={warm_cache}"])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == "" and len(captured.err.splitlines()) == 1

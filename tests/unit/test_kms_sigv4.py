@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import socket
-import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +20,8 @@ import pytest
 from botocore.config import Config
 
 import sealed_secrets
+from sealed_secrets import transport
+from sealed_secrets.errors import DecryptFailure
 from kms_fake_server import Captured, FakeKms, Reply
 from sigv4_reference import botocore_authorization
 
@@ -124,6 +125,16 @@ def environment(case: Case, kms: FakeKms) -> dict[str, str]:
     return env
 
 
+class Unhurried(sealed_secrets.Clock):
+    """A clock that stands still at 0 and pauses for no one: retries go out at once, none is cut short."""
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
 def send(case: Case) -> tuple[list[Captured], list[datetime], tuple[bytes | None, str]]:
     """Open one blob through the opener against the fake server: (what it received, clock readings, outcome)."""
     readings: list[datetime] = []
@@ -134,8 +145,11 @@ def send(case: Case) -> tuple[list[Captured], list[datetime], tuple[bytes | None
         return readings[-1]
 
     with FakeKms(case.replies, plaintext=case.plaintext) as kms:
-        opener = sealed_secrets._StdlibKms.from_environment(environment(case, kms), utcnow=utcnow)
-        outcome = opener.decrypt(case.blob, case.context, time.monotonic() + sealed_secrets.BUDGET_SECONDS)
+        opener = transport.StdlibKms.from_environment(environment(case, kms), utcnow=utcnow, clock=Unhurried())
+        try:
+            outcome: tuple[bytes | None, str] = (opener.decrypt(case.blob, case.context, sealed_secrets.BUDGET_SECONDS), "")
+        except DecryptFailure as failure:
+            outcome = (None, failure.code)
     return kms.requests, readings, outcome
 
 
@@ -226,7 +240,7 @@ def test_the_regional_endpoint_is_the_one_botocore_resolves(monkeypatch):
         for fips in (False, True):
             client = session.create_client("kms", region_name=region, config=Config(use_fips_endpoint=fips),
                                            aws_access_key_id="a", aws_secret_access_key="b")
-            ours = sealed_secrets._endpoint_url({"AWS_USE_FIPS_ENDPOINT": "TRUE" if fips else "false"}, region)
+            ours = transport.endpoint_url({"AWS_USE_FIPS_ENDPOINT": "TRUE" if fips else "false"}, region)
             if ours != client.meta.endpoint_url:
                 mismatches.append((region, fips, ours, client.meta.endpoint_url))
     assert len(regions) > 40 and mismatches == []
@@ -242,4 +256,4 @@ def test_the_regional_endpoint_is_the_one_botocore_resolves(monkeypatch):
     ({}, "https://kms.eu-west-1.amazonaws.com"),
 ])
 def test_endpoint_variables_come_first_in_botocores_order(environ, expected):
-    assert sealed_secrets._endpoint_url(environ, "eu-west-1") == expected
+    assert transport.endpoint_url(environ, "eu-west-1") == expected
