@@ -18,11 +18,11 @@ Example::
 
 How a Decrypt is made:
 
-* With credentials and a region in the environment (as Lambda sets them), ``transport.py`` signs
-  ``TrentService.Decrypt`` itself (SigV4) and sends it with ``http.client`` over verified TLS. Neither
-  boto3 nor botocore is imported.
-* Otherwise (a laptop with profiles or SSO, SnapStart's container credentials), or when a handler passes
-  its own ``client``, boto3 makes the call (``boto.py``).
+* With credentials and a region in the environment (as Lambda sets them: static keys, or SnapStart's
+  container credentials, ``credentials.py``), ``transport.py`` signs ``TrentService.Decrypt`` itself
+  (SigV4) and sends it with ``http.client`` over verified TLS. Neither boto3 nor botocore is imported.
+* Otherwise (a laptop with profiles or SSO), or when a handler passes its own ``client``, boto3 makes
+  the call (``boto.py``).
 
 Either way a decrypt has one time budget (``budget.py``): at most ``MAX_ATTEMPTS`` attempts,
 ``CONNECT_TIMEOUT_SECONDS`` to connect and ``READ_TIMEOUT_SECONDS`` to read each, within

@@ -88,7 +88,8 @@ class StdlibKms:
     """Signs and sends ``TrentService.Decrypt`` itself. ``utcnow`` is the wall clock the signature is
     dated with (tests inject it for the midnight edges); ``clock`` and ``budget`` time the attempts."""
 
-    def __init__(self, creds: credentials.Credentials, region: str, endpoint_url: str, *,
+    def __init__(self, creds: credentials.Credentials | credentials.ContainerCredentials, region: str,
+                 endpoint_url: str, *,
                  cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
                  clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
         try:
@@ -117,8 +118,9 @@ class StdlibKms:
     def from_environment(cls, environ: Mapping[str, str], *, utcnow: Callable[[], datetime] = _utc_now,
                          clock: Clock = CLOCK, budget: Budget = BUDGET) -> StdlibKms | None:
         """The opener for the credentials, region and endpoint Lambda sets; None when the environment
-        has no credentials or no region (boto3 then finds them in profiles, SSO, container credentials)."""
-        creds = credentials.from_environment(environ)
+        has no credentials or no region (boto3 then finds them in profiles, SSO, web identity)."""
+        creds = credentials.from_environment(environ) or credentials.container_from_environment(
+            environ, utcnow=utcnow, clock=clock, budget=budget)
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if creds is None or not region:
             return None
@@ -161,12 +163,16 @@ class StdlibKms:
                 raise DecryptFailure("InvalidResponse")
             return plaintext
         code = _kms_error_code(data, error_type, status)
+        if code == "ExpiredTokenException" and isinstance(self._credentials, credentials.ContainerCredentials):
+            credentials.forget()  # expired before their Expiration said: the next attempt fetches new ones
+            raise DecryptFailure(code, retryable=True)
         raise DecryptFailure(code, retryable=status >= 500 or status == 429 or code in _RETRYABLE_CODES)
 
     def _send(self, body: bytes, deadline: float) -> tuple[int, str | None, bytes]:
         """One signed POST: KMS's status, ``x-amzn-ErrorType`` header and body."""
         import http.client
 
+        creds = self._credentials.current(deadline)  # container credentials: fetched within the budget
         connect_timeout = clipped(self._budget.connect, deadline, self._clock.monotonic())
         if self._tls:
             connection = http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
@@ -180,7 +186,7 @@ class StdlibKms:
             target = f"{self._path}?{self._query}" if self._query else self._path
             # skip_*: every header sent is one this code chose, and signed (User-Agent excepted).
             connection.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
-            for header, value in self._signed_headers(body).items():
+            for header, value in self._signed_headers(body, creds).items():
                 connection.putheader(header, value)
             connection.endheaders(body)
             response = connection.getresponse()
@@ -188,7 +194,7 @@ class StdlibKms:
         finally:
             connection.close()
 
-    def _signed_headers(self, body: bytes) -> dict[str, str]:
+    def _signed_headers(self, body: bytes, creds: credentials.Credentials) -> dict[str, str]:
         """SigV4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html)."""
         now = self._utcnow()
         if now.tzinfo is not None:
@@ -202,8 +208,8 @@ class StdlibKms:
             "X-Amz-Date": amz_date,
             "X-Amz-Target": _TARGET,
         }
-        if self._credentials.token:
-            headers["X-Amz-Security-Token"] = self._credentials.token
+        if creds.token:
+            headers["X-Amz-Security-Token"] = creds.token
         signed = sorted((name.lower(), " ".join(value.split())) for name, value in headers.items())
         signed_names = ";".join(name for name, _ in signed)
         canonical_request = "\n".join([
@@ -218,11 +224,11 @@ class StdlibKms:
         string_to_sign = "\n".join([
             "AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
         ])
-        key = f"AWS4{self._credentials.secret_key}".encode("utf-8")
+        key = f"AWS4{creds.secret_key}".encode("utf-8")
         for part in (datestamp, self._region, _SERVICE, "aws4_request"):
             key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
         signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={self._credentials.access_key}/{scope}, "
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
                                     f"SignedHeaders={signed_names}, Signature={signature}")
         headers["User-Agent"] = "sealed-secrets (stdlib SigV4)"  # SigV4 leaves User-Agent unsigned
         return headers
