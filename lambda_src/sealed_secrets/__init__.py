@@ -35,6 +35,7 @@ and no ciphertext in their messages, in their tracebacks' frames, or in any log 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -71,23 +72,34 @@ _default: SealedSecrets | None = None
 _register_lock = threading.Lock()
 
 
-def register(ciphertexts: Mapping[str, str]) -> SealedSecrets:
+PREFETCH_VARIABLE = "SEALED_SECRETS_PREFETCH"  # "1" or "true": register() starts opening every secret
+
+
+def register(ciphertexts: Mapping[str, str], *, prefetch: bool | None = None) -> SealedSecrets:
     """Add ``ciphertexts`` (name => base64 CiphertextBlob) to the set that :func:`get_secret` reads.
 
     The rendered handler calls this once at import. Registering a name again with the same ciphertext
-    changes nothing; with a different one it raises ``ValueError``.
+    changes nothing; with a different one it raises ``ValueError``. With ``prefetch`` (default: the
+    ``SEALED_SECRETS_PREFETCH`` variable, "1" or "true"), every secret starts opening now in the
+    background, so that its Decrypt overlaps the rest of the init (never before a SnapStart snapshot).
 
     Example::
 
         sealed_secrets.register({"db": "AQICAHh..."})
+        sealed_secrets.register({"db": "AQICAHh..."}, prefetch=True)
     """
     global _default
+    if prefetch is None:
+        prefetch = os.environ.get(PREFETCH_VARIABLE, "").strip().lower() in ("1", "true")
     with _register_lock:
         if _default is None:
             _default = SealedSecrets(ciphertexts)
         else:
             _default._add(ciphertexts)
-        return _default
+        registered = _default
+    if prefetch:
+        registered.prefetch()
+    return registered
 
 
 def _registered(name: str) -> SealedSecrets:
