@@ -27,6 +27,7 @@ from . import credentials
 from .boto import BotoKms
 from .budget import BUDGET, CLOCK, Budget, Clock
 from .errors import DecryptFailure, code_of, safe_code
+from .proxy import Proxy, Unsupported, proxy_for
 
 
 class Opener(Protocol):
@@ -91,7 +92,7 @@ class StdlibKms:
     def __init__(self, creds: credentials.Credentials | credentials.ContainerCredentials, region: str,
                  endpoint_url: str, *,
                  cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
-                 clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
+                 clock: Clock = CLOCK, budget: Budget = BUDGET, proxy: Proxy | None = None) -> None:
         try:
             parts = urlsplit(endpoint_url)  # raises ValueError on a broken IPv6 literal
             port = parts.port  # raises ValueError when it is not a number
@@ -113,6 +114,7 @@ class StdlibKms:
         # so that what is sent and what is signed are the same string.
         self._path = quote(parts.path or "/", safe="/%~!$&'()*+,;=:@-._")
         self._query = _canonical_query(parts.query)
+        self._proxy = proxy
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], *, utcnow: Callable[[], datetime] = _utc_now,
@@ -124,8 +126,15 @@ class StdlibKms:
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if creds is None or not region:
             return None
-        return cls(creds, region, endpoint_url(environ, region), cafile=environ.get("AWS_CA_BUNDLE") or None,
-                   utcnow=utcnow, clock=clock, budget=budget)
+        url = endpoint_url(environ, region)
+        try:
+            via = proxy_for(url, environ)  # HTTPS_PROXY, NO_PROXY as botocore reads them
+        except Unsupported:
+            return None  # TLS to the proxy itself: boto3 speaks it
+        except ValueError:
+            via = None  # a broken endpoint URL: refused below, with its code
+        return cls(creds, region, url, cafile=environ.get("AWS_CA_BUNDLE") or None,
+                   utcnow=utcnow, clock=clock, budget=budget, proxy=via)
 
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
         """The plaintext, retrying with jittered backoff until ``deadline``; each attempt's timeouts are
@@ -174,19 +183,28 @@ class StdlibKms:
 
         creds = self._credentials.current(deadline)  # container credentials: fetched within the budget
         connect_timeout = clipped(self._budget.connect, deadline, self._clock.monotonic())
+        target = f"{self._path}?{self._query}" if self._query else self._path
+        proxy, proxy_headers = self._proxy, {}
+        host, port = (proxy.host, proxy.port) if proxy else (self._hostname, self._port)
         if self._tls:
-            connection = http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
+            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout,
                                                      context=_tls_context(self._cafile))
+            if proxy:  # CONNECT: TLS runs end to end to KMS, verified for KMS's name
+                tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+                connection.set_tunnel(self._hostname, self._port or 443, headers=tunnel)
         else:  # only when an endpoint URL says http, as LocalStack's does
-            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
+            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+            if proxy:  # forwarded, as urllib3 does for http URLs: the target in absolute form
+                target = f"http://{self._host}{target}"
+                if proxy.authorization:
+                    proxy_headers["Proxy-Authorization"] = proxy.authorization
         connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
         try:
             connection.connect()
             connection.sock.settimeout(clipped(self._budget.read, deadline, self._clock.monotonic()))
-            target = f"{self._path}?{self._query}" if self._query else self._path
             # skip_*: every header sent is one this code chose, and signed (User-Agent excepted).
             connection.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
-            for header, value in self._signed_headers(body, creds).items():
+            for header, value in {**self._signed_headers(body, creds), **proxy_headers}.items():
                 connection.putheader(header, value)
             connection.endheaders(body)
             response = connection.getresponse()
