@@ -309,3 +309,10 @@ def test_the_leak_check_sees_a_credential_when_one_is_logged(recorder):
 def test_a_failure_carries_a_code_and_nothing_else():
     failure = DecryptFailure("ContainerCredentialsInvalid")
     assert failure.args == ("ContainerCredentialsInvalid",) and failure.__context__ is None
+
+
+def test_the_readme_states_what_this_file_tests(root):
+    readme = " ".join((root / "README.md").read_text().split())
+    minutes = int(credentials.REFRESH_BEFORE_EXPIRY.total_seconds() // 60)
+    assert f"kept until {minutes} minutes before their `Expiration`" in readme
+    assert f"runs {len(URLS)} URLs through botocore's own check and ours" in readme

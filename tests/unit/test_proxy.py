@@ -338,3 +338,8 @@ def raised(action) -> BaseException:
     except BaseException as error:  # noqa: BLE001
         return error
     raise AssertionError("nothing was raised")
+
+
+def test_the_readme_states_how_many_combinations_are_compared(root):
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"over {len(PROXY_SETTINGS) * len(NO_PROXY_SETTINGS) * len(URLS):,} combinations" in readme
