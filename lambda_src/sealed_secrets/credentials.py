@@ -27,9 +27,6 @@ RELATIVE_URI = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
 FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTHORIZATION_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 AUTHORIZATION_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
-# Every variable this module reads (the module refuses them in environment_variables).
-VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-             RELATIVE_URI, FULL_URI, AUTHORIZATION_TOKEN, AUTHORIZATION_TOKEN_FILE)
 # botocore's ContainerMetadataFetcher: the ECS host for relative URIs, and the hosts a full URI may name
 # over plain HTTP besides a loopback address (any host is allowed over HTTPS).
 ECS_HOST = "169.254.170.2"
