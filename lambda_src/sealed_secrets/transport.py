@@ -79,6 +79,10 @@ _RETRYABLE_CODES = frozenset({
     "RequestTimeoutException", "KMSInternalException", "DependencyTimeoutException",
 })
 _TLS_CONTEXTS: dict[str | None, Any] = {}
+# The roots that sign AWS's endpoints: a context from these 5 costs ~1 ms to build, the system store's ~100 ms.
+# A certificate they do not verify is tried once more against the system store, then refused.
+AWS_ROOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aws_roots.pem")
+_SYSTEM_TRUSTED: set[str] = set()  # hosts that needed the system store: straight there next time
 
 
 def _utc_now() -> datetime:
@@ -179,28 +183,27 @@ class StdlibKms:
 
     def _send(self, body: bytes, deadline: float) -> tuple[int, str | None, bytes]:
         """One signed POST: KMS's status, ``x-amzn-ErrorType`` header and body."""
-        import http.client
+        import ssl  # here, not at the top: importing this package costs next to nothing
 
         creds = self._credentials.current(deadline)  # container credentials: fetched within the budget
-        connect_timeout = clipped(self._budget.connect, deadline, self._clock.monotonic())
         target = f"{self._path}?{self._query}" if self._query else self._path
         proxy, proxy_headers = self._proxy, {}
-        host, port = (proxy.host, proxy.port) if proxy else (self._hostname, self._port)
-        if self._tls:
-            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout,
-                                                     context=_tls_context(self._cafile))
-            if proxy:  # CONNECT: TLS runs end to end to KMS, verified for KMS's name
-                tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                connection.set_tunnel(self._hostname, self._port or 443, headers=tunnel)
-        else:  # only when an endpoint URL says http, as LocalStack's does
-            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
-            if proxy:  # forwarded, as urllib3 does for http URLs: the target in absolute form
-                target = f"http://{self._host}{target}"
-                if proxy.authorization:
-                    proxy_headers["Proxy-Authorization"] = proxy.authorization
-        connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
+        if proxy and not self._tls:  # forwarded, as urllib3 does for http URLs: the target in absolute form
+            target = f"http://{self._host}{target}"
+            if proxy.authorization:
+                proxy_headers["Proxy-Authorization"] = proxy.authorization
+        trust = self._cafile or (None if self._hostname in _SYSTEM_TRUSTED else AWS_ROOTS)
+        connection = self._connection(trust, deadline)
         try:
-            connection.connect()
+            try:
+                connection.connect()
+            except ssl.SSLCertVerificationError:
+                if trust != AWS_ROOTS:
+                    raise
+                connection.close()  # not signed by AWS's roots (a new CA, a proxy's own): the system store decides
+                _SYSTEM_TRUSTED.add(self._hostname)
+                connection = self._connection(None, deadline)
+                connection.connect()
             connection.sock.settimeout(clipped(self._budget.read, deadline, self._clock.monotonic()))
             # skip_*: every header sent is one this code chose, and signed (User-Agent excepted).
             connection.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
@@ -211,6 +214,23 @@ class StdlibKms:
             return response.status, response.getheader("x-amzn-ErrorType"), response.read(_MAX_RESPONSE_BYTES)
         finally:
             connection.close()
+
+    def _connection(self, trust: str | None, deadline: float) -> Any:
+        """An unopened connection to KMS, or to the proxy on the way; ``trust`` is the CA bundle TLS is
+        verified with (None: the system store)."""
+        import http.client
+
+        proxy, timeout = self._proxy, clipped(self._budget.connect, deadline, self._clock.monotonic())
+        host, port = (proxy.host, proxy.port) if proxy else (self._hostname, self._port)
+        if self._tls:
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls_context(trust))
+            if proxy:  # CONNECT: TLS runs end to end to KMS, verified for KMS's name
+                tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+                connection.set_tunnel(self._hostname, self._port or 443, headers=tunnel)
+        else:  # only when an endpoint URL says http, as LocalStack's does
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
+        return connection
 
     def _signed_headers(self, body: bytes, creds: credentials.Credentials) -> dict[str, str]:
         """SigV4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html)."""
@@ -294,7 +314,8 @@ def _canonical_path(path: str) -> str:
 
 
 def _tls_context(cafile: str | None) -> Any:
-    """One verifying SSL context per CA bundle (building one reads the bundle: do it once)."""
+    """One verifying SSL context per CA bundle, None being the system store (building one reads the
+    bundle: do it once)."""
     context = _TLS_CONTEXTS.get(cafile)
     if context is None:
         import ssl
