@@ -18,11 +18,11 @@ Example::
 
 How a Decrypt is made:
 
-* With credentials and a region in the environment (as Lambda sets them), ``transport.py`` signs
-  ``TrentService.Decrypt`` itself (SigV4) and sends it with ``http.client`` over verified TLS. Neither
-  boto3 nor botocore is imported.
-* Otherwise (a laptop with profiles or SSO, SnapStart's container credentials), or when a handler passes
-  its own ``client``, boto3 makes the call (``boto.py``).
+* With credentials and a region in the environment (as Lambda sets them: static keys, or SnapStart's
+  container credentials, ``credentials.py``), ``transport.py`` signs ``TrentService.Decrypt`` itself
+  (SigV4) and sends it with ``http.client`` over verified TLS. Neither boto3 nor botocore is imported.
+* Otherwise (a laptop with profiles or SSO), or when a handler passes its own ``client``, boto3 makes
+  the call (``boto.py``).
 
 Either way a decrypt has one time budget (``budget.py``): at most ``MAX_ATTEMPTS`` attempts,
 ``CONNECT_TIMEOUT_SECONDS`` to connect and ``READ_TIMEOUT_SECONDS`` to read each, within
@@ -35,6 +35,7 @@ and no ciphertext in their messages, in their tracebacks' frames, or in any log 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -71,20 +72,29 @@ _default: SealedSecrets | None = None
 _register_lock = threading.Lock()
 
 
-def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None) -> SealedSecrets:
+PREFETCH_VARIABLE = "SEALED_SECRETS_PREFETCH"  # "1" or "true": register() starts opening every secret
+
+
+def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None,
+             prefetch: bool | None = None) -> SealedSecrets:
     """Add ``ciphertexts`` (name => base64 CiphertextBlob) to the set that :func:`get_secret` reads;
     ``key_id`` is the ARN of the KMS key they are sealed under, which every Decrypt then names.
 
     The rendered handler calls this once at import. Registering a name again with the same ciphertext
-    changes nothing; with a different one, or with another key, it raises ``ValueError``.
+    changes nothing; with a different one, or with another key, it raises ``ValueError``. With ``prefetch``
+    (default: the ``SEALED_SECRETS_PREFETCH`` variable, "1" or "true"), every secret starts opening now in
+    the background, so that its Decrypt overlaps the rest of the init (never before a SnapStart snapshot).
 
     Example::
 
         SEALED_CIPHERTEXTS = {"db": "AQICAHh..."}                       # rendered by build.py
         SEALED_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/..."   # rendered by build.py --key-arn
         sealed_secrets.register(SEALED_CIPHERTEXTS, key_id=SEALED_KEY_ARN)
+        sealed_secrets.register(SEALED_CIPHERTEXTS, key_id=SEALED_KEY_ARN, prefetch=True)
     """
     global _default
+    if prefetch is None:
+        prefetch = os.environ.get(PREFETCH_VARIABLE, "").strip().lower() in ("1", "true")
     with _register_lock:
         if _default is None:
             _default = SealedSecrets(ciphertexts, key_id=key_id)
@@ -93,7 +103,10 @@ def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None) -> Se
                              "with the key_id it is sealed under")
         else:
             _default._add(ciphertexts)
-        return _default
+        registered = _default
+    if prefetch:
+        registered.prefetch()
+    return registered
 
 
 def _registered(name: str) -> SealedSecrets:

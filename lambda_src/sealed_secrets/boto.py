@@ -1,5 +1,5 @@
 """The boto3 opener: a handler's own KMS client, or the fallback when the environment has no credentials
-for the stdlib opener (a laptop with profiles or SSO, container credentials).
+for the stdlib opener (a laptop with profiles or SSO).
 
 boto3 is imported only when this opener makes its first call. botocore logs the Decrypt request and
 response (the ciphertext, the plaintext) at DEBUG, so every call runs "quiet": see ``_quiet``.

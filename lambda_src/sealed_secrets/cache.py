@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .snapstart import before_a_snapshot, defer_prefetch
+from .snapstart import track as track_for_snapshots
 from .transport import opener
 from .budget import BUDGET, CLOCK, Budget, Clock
 from .errors import DecryptFailure, SecretDecryptionError, SecretNotFoundError, code_of
@@ -36,12 +38,13 @@ class _Opened:
 class _Flight:
     """One Decrypt in progress; the threads that want the same secret wait for its outcome."""
 
-    __slots__ = ("done", "opened", "code")
+    __slots__ = ("done", "opened", "code", "generation")
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
         self.done = threading.Event()
         self.opened: _Opened | None = None
         self.code = ""
+        self.generation = generation  # the cache's generation when it started: stored only if unchanged
 
 
 class SealedSecrets:
@@ -85,6 +88,8 @@ class SealedSecrets:
         self._texts: dict[str, str] = {}  # the warm path of get(): the UTF-8 plaintexts, by name
         self._guard = threading.Lock()  # held only to look up or start a Decrypt, never across one
         self._flights: dict[str, _Flight] = {}
+        self._generation = 0  # bumped before a SnapStart snapshot: Decrypts started earlier store nothing
+        track_for_snapshots(self)
 
     def __repr__(self) -> str:  # names only: this object shows up in tracebacks' locals
         return f"SealedSecrets(names={list(self.names())!r})"
@@ -125,6 +130,34 @@ class SealedSecrets:
         self._texts.clear()
         self._opened.clear()
 
+    def prefetch(self) -> None:
+        """Start opening every secret now, each in a daemon thread; a first read joins the Decrypt in flight.
+        Never before a SnapStart snapshot (deferred to the restore). A failure is kept for no one: the first
+        read opens the secret again and raises, exactly as without prefetch."""
+        if before_a_snapshot():
+            defer_prefetch(self)
+            return
+        for name in self.names():
+            threading.Thread(target=self._prefetch_one, args=(name,), name="sealed-secrets-prefetch",
+                             daemon=True).start()
+
+    def _prefetch_one(self, name: str) -> None:
+        try:
+            self._fresh(name, None)
+        except BaseException:  # noqa: BLE001, S110 - surfaces on the first read; nothing to log (a code only)
+            pass
+
+    def _drop_for_snapshot(self) -> None:
+        """Before a SnapStart snapshot: results of Decrypts in flight are not stored; they are waited out
+        (at most the budget), so that no worker still holds one; then every plaintext is dropped."""
+        with self._guard:
+            self._generation += 1
+            flights = list(self._flights.values())
+        deadline = self._clock.monotonic() + self._budget.total
+        for flight in flights:
+            self._clock.wait(flight.done, max(0.0, deadline - self._clock.monotonic()))
+        self.clear_cache()
+
     def _add(self, ciphertexts: Mapping[str, str]) -> None:
         added = _checked_ciphertexts(ciphertexts)
         for name, ciphertext in added.items():
@@ -164,7 +197,7 @@ class SealedSecrets:
                 cached = self._cached(name, max_age)  # another thread may have just opened it
                 if cached is not None:
                     return cached
-                flight = self._flights[name] = _Flight()
+                flight = self._flights[name] = _Flight(self._generation)
         if leader:
             self._lead(name, flight)
         elif not self._clock.wait(flight.done, self._budget.total):  # the leader's deadline is earlier than ours
@@ -177,7 +210,8 @@ class SealedSecrets:
         try:
             opened, flight.code = self._decrypt(name)
             if opened is not None:
-                flight.opened = self._store(name, opened)
+                # served to this flight's readers; cached only if no snapshot came in between
+                flight.opened = self._store(name, opened) if flight.generation == self._generation else opened
         finally:
             if flight.opened is None and not flight.code:
                 flight.code = "Interrupted"

@@ -43,6 +43,15 @@ _LOCAL_FAILURES = {
     "PlaintextNotUtf8": "its plaintext is not UTF-8 text (read it with get_secret_bytes)",
     "PlaintextNotJson": "its plaintext is not a JSON document",
 }
+_LOCAL_FAILURES.update({  # where container credentials come from (credentials.py): KMS was not called
+    "ContainerCredentialsHostNotAllowed": "AWS_CONTAINER_CREDENTIALS_FULL_URI names a host that botocore refuses "
+                                          "too (plain HTTP only to loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23)",
+    "ContainerCredentialsTokenInvalid": "the container authorization token is unreadable or not a legal header value "
+                                        "(AWS_CONTAINER_AUTHORIZATION_TOKEN or its _FILE)",
+    "ContainerCredentialsUnreachable": "the container credentials endpoint did not answer",
+    "ContainerCredentialsRefused": "the container credentials endpoint refused to give credentials",
+    "ContainerCredentialsInvalid": "the container credentials endpoint's answer is not credentials with an Expiration",
+})
 
 
 class SecretDecryptionError(SecretError):

@@ -23,10 +23,12 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from .credentials import Credentials, environment_credentials
+from .credentials import ContainerCredentials, Credentials, container_from_environment, environment_credentials
+from .credentials import forget as forget_container_credentials
 from .boto import BotoKms
 from .budget import BUDGET, CLOCK, Budget, Clock
 from .errors import DecryptFailure, code_of, safe_code
+from .proxy import Proxy, Unsupported, proxy_for
 
 
 class Opener(Protocol):
@@ -82,6 +84,10 @@ _RETRYABLE_CODES = frozenset({
     "RequestTimeoutException", "KMSInternalException", "DependencyTimeoutException",
 })
 _TLS_CONTEXTS: dict[str | None, Any] = {}
+# The roots that sign AWS's endpoints: a context from these 5 costs ~1 ms to build, the system store's ~100 ms.
+# A certificate they do not verify is tried once more against the system store, then refused.
+AWS_ROOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aws_roots.pem")
+_SYSTEM_TRUSTED: set[str] = set()  # hosts that needed the system store: straight there next time
 
 
 def _utc_now() -> datetime:
@@ -92,9 +98,10 @@ class StdlibKms:
     """Signs and sends ``TrentService.Decrypt`` itself. ``utcnow`` is the wall clock the signature is
     dated with (tests inject it for the midnight edges); ``clock`` and ``budget`` time the attempts."""
 
-    def __init__(self, creds: Credentials, region: str, endpoint_url: str, *,
+    def __init__(self, creds: Credentials | ContainerCredentials, region: str,
+                 endpoint_url: str, *,
                  key_id: str | None = None, cafile: str | None = None, utcnow: Callable[[], datetime] = _utc_now,
-                 clock: Clock = CLOCK, budget: Budget = BUDGET) -> None:
+                 clock: Clock = CLOCK, budget: Budget = BUDGET, proxy: Proxy | None = None) -> None:
         try:
             parts = urlsplit(endpoint_url)  # raises ValueError on a broken IPv6 literal
             port = parts.port  # raises ValueError when it is not a number
@@ -117,19 +124,28 @@ class StdlibKms:
         # so that what is sent and what is signed are the same string.
         self._path = quote(parts.path or "/", safe="/%~!$&'()*+,;=:@-._")
         self._query = _canonical_query(parts.query)
+        self._proxy = proxy
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], *, key_id: str | None = None,
                          utcnow: Callable[[], datetime] = _utc_now, clock: Clock = CLOCK,
                          budget: Budget = BUDGET) -> StdlibKms | None:
         """The opener for the credentials, region and endpoint Lambda sets; None when the environment
-        has no credentials or no region (boto3 then finds them in profiles, SSO, container credentials)."""
-        creds = environment_credentials(environ)
+        has no credentials or no region (boto3 then finds them in profiles, SSO, web identity)."""
+        creds = environment_credentials(environ) or container_from_environment(
+            environ, utcnow=utcnow, clock=clock, budget=budget)
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if creds is None or not region:
             return None
-        return cls(creds, region, endpoint_url(environ, region), key_id=key_id,
-                   cafile=environ.get("AWS_CA_BUNDLE") or None, utcnow=utcnow, clock=clock, budget=budget)
+        url = endpoint_url(environ, region)
+        try:
+            via = proxy_for(url, environ)  # HTTPS_PROXY, NO_PROXY as botocore reads them
+        except Unsupported:
+            return None  # TLS to the proxy itself: boto3 speaks it
+        except ValueError:
+            via = None  # a broken endpoint URL: refused below, with its code
+        return cls(creds, region, url, key_id=key_id, cafile=environ.get("AWS_CA_BUNDLE") or None,
+                   utcnow=utcnow, clock=clock, budget=budget, proxy=via)
 
     def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
         """The plaintext, retrying with jittered backoff until ``deadline``; each attempt's timeouts are
@@ -169,19 +185,38 @@ class StdlibKms:
                 raise DecryptFailure("InvalidResponse")
             return plaintext
         code = _kms_error_code(data, error_type, status)
+        if code == "ExpiredTokenException" and isinstance(self._credentials, ContainerCredentials):
+            forget_container_credentials()  # expired before their Expiration said: the next attempt fetches new ones
+            raise DecryptFailure(code, retryable=True)
         raise DecryptFailure(code, retryable=status >= 500 or status == 429 or code in _RETRYABLE_CODES)
 
     def _send(self, body: bytes, deadline: float) -> tuple[int, str | None, bytes]:
         """One signed POST: KMS's status, ``x-amzn-ErrorType`` header and body."""
-        connection = self._connection(clipped(self._budget.connect, deadline, self._clock.monotonic()))
-        connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
+        import ssl  # here, not at the top: importing this package costs next to nothing
+
+        creds = self._credentials.current(deadline)  # container credentials: fetched within the budget
+        target = f"{self._path}?{self._query}" if self._query else self._path
+        proxy, proxy_headers = self._proxy, {}
+        if proxy and not self._tls:  # forwarded, as urllib3 does for http URLs: the target in absolute form
+            target = f"http://{self._host}{target}"
+            if proxy.authorization:
+                proxy_headers["Proxy-Authorization"] = proxy.authorization
+        trust = self._cafile or (None if self._hostname in _SYSTEM_TRUSTED else AWS_ROOTS)
+        connection = self._connection(trust, deadline)
         try:
-            connection.connect()
+            try:
+                connection.connect()
+            except ssl.SSLCertVerificationError:
+                if trust != AWS_ROOTS:
+                    raise
+                connection.close()  # not signed by AWS's roots (a new CA, a proxy's own): the system store decides
+                _SYSTEM_TRUSTED.add(self._hostname)
+                connection = self._connection(None, deadline)
+                connection.connect()
             connection.sock.settimeout(clipped(self._budget.read, deadline, self._clock.monotonic()))
-            target = f"{self._path}?{self._query}" if self._query else self._path
             # skip_*: every header sent is one this code chose, and signed (User-Agent excepted).
             connection.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
-            for header, value in self._signed_headers(body).items():
+            for header, value in {**self._signed_headers(body, creds), **proxy_headers}.items():
                 connection.putheader(header, value)
             connection.endheaders(body)
             response = connection.getresponse()
@@ -189,17 +224,24 @@ class StdlibKms:
         finally:
             connection.close()
 
-    def _connection(self, connect_timeout: float) -> Any:
-        """An unconnected ``http.client`` connection to the endpoint (tests give one a silent socket)."""
+    def _connection(self, trust: str | None, deadline: float) -> Any:
+        """An unopened connection to KMS, or to the proxy on the way; ``trust`` is the CA bundle TLS is
+        verified with (None: the system store)."""
         import http.client
 
+        proxy, timeout = self._proxy, clipped(self._budget.connect, deadline, self._clock.monotonic())
+        host, port = (proxy.host, proxy.port) if proxy else (self._hostname, self._port)
         if self._tls:
-            return http.client.HTTPSConnection(self._hostname, self._port, timeout=connect_timeout,
-                                               context=_tls_context(self._cafile))
-        # only when an endpoint URL says http, as LocalStack's does
-        return http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls_context(trust))
+            if proxy:  # CONNECT: TLS runs end to end to KMS, verified for KMS's name
+                tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+                connection.set_tunnel(self._hostname, self._port or 443, headers=tunnel)
+        else:  # only when an endpoint URL says http, as LocalStack's does
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection.set_debuglevel(0)  # a class-wide debuglevel would print the request body to stdout
+        return connection
 
-    def _signed_headers(self, body: bytes) -> dict[str, str]:
+    def _signed_headers(self, body: bytes, creds: Credentials) -> dict[str, str]:
         """SigV4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html)."""
         now = self._utcnow()
         if now.tzinfo is not None:
@@ -213,8 +255,8 @@ class StdlibKms:
             "X-Amz-Date": amz_date,
             "X-Amz-Target": _TARGET,
         }
-        if self._credentials.token:
-            headers["X-Amz-Security-Token"] = self._credentials.token
+        if creds.token:
+            headers["X-Amz-Security-Token"] = creds.token
         signed = sorted((name.lower(), " ".join(value.split())) for name, value in headers.items())
         signed_names = ";".join(name for name, _ in signed)
         canonical_request = "\n".join([
@@ -229,11 +271,11 @@ class StdlibKms:
         string_to_sign = "\n".join([
             "AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
         ])
-        key = f"AWS4{self._credentials.secret_key}".encode("utf-8")
+        key = f"AWS4{creds.secret_key}".encode("utf-8")
         for part in (datestamp, self._region, _SERVICE, "aws4_request"):
             key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
         signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={self._credentials.access_key}/{scope}, "
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
                                     f"SignedHeaders={signed_names}, Signature={signature}")
         headers["User-Agent"] = "sealed-secrets (stdlib SigV4)"  # SigV4 leaves User-Agent unsigned
         return headers
@@ -281,7 +323,8 @@ def _canonical_path(path: str) -> str:
 
 
 def _tls_context(cafile: str | None) -> Any:
-    """One verifying SSL context per CA bundle (building one reads the bundle: do it once)."""
+    """One verifying SSL context per CA bundle, None being the system store (building one reads the
+    bundle: do it once)."""
     context = _TLS_CONTEXTS.get(cafile)
     if context is None:
         import ssl
