@@ -375,8 +375,8 @@ variable "snap_start" {
   nullable    = false
 
   validation {
-    condition     = !var.snap_start || try(tonumber(trimprefix(var.runtime, "python3.")) >= 12, false)
-    error_message = "snap_start needs runtime python3.12 or later: Lambda offers SnapStart for no older Python runtime."
+    condition     = !var.snap_start || try(local.rules.runtimes[var.runtime].snap_start, false)
+    error_message = "snap_start needs a runtime Lambda offers SnapStart for: ${join(", ", sort([for name, runtime in local.rules.runtimes : name if try(runtime.snap_start, false)]))} (build_rules.json)."
   }
 
   validation {

@@ -263,34 +263,6 @@ TEMPORARY = "TEMPORARY"  # owned by a branch being merged; the lead removes thes
 ALLOWED: dict[tuple[str, str, str], str] = {
     # (file, enclosing function or "<module>", kind): why it genuinely needs it. None today: polls go through
     # localstack_process_executor.waiting.poll_until (a ceiling, never a guess), budgets through injected clocks.
-    #
-    # Files other branches are rewriting as this lands; their owners remove these as they clean them.
-    ("tests/unit/test_build_dependencies.py", "test_a_warm_cache_builds_fast_and_offline", "wall clock in assert"):
-        f"{TEMPORARY} (owned by build-branch)",
-    ("tests/unit/test_sealed_secrets.py", "decrypt", "sleep"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_ciphertexts_must_map_names_to_base64_strings", "raises without match"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_refused_connection_is_retried_and_reported", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_hung_kms_costs_at_most_the_budget_with_the_real_figures", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_hung_name_resolution_cannot_hold_the_caller_past_the_budget", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_slow_client_of_the_handlers_own_cannot_hold_a_caller_past_the_budget", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_slow_secret_does_not_block_another", "sleep"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_a_slow_secret_does_not_block_another", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_nobody_waits_past_the_budget_behind_a_hung_decrypt", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_waiters_give_up_at_the_budget_even_if_the_leader_never_returns", "sleep"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_waiters_give_up_at_the_budget_even_if_the_leader_never_returns", "wall clock in assert"):
-        f"{TEMPORARY} (owned by helper-branch)",
-    ("tests/unit/test_sealed_secrets.py", "test_whatever_a_client_raises_stays_in_the_worker", "sleep"):
-        f"{TEMPORARY} (owned by helper-branch)",
 }
 
 

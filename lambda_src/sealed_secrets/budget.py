@@ -63,3 +63,9 @@ class Clock:
 
 
 CLOCK = Clock()
+
+
+def clipped(figure: float, deadline: float, now: float) -> float:
+    """A socket timeout: ``figure``, or what is left until ``deadline`` if that is less (never 0, which
+    would make the socket non-blocking)."""
+    return max(0.001, min(figure, deadline - now))

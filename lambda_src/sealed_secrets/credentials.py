@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from .budget import BUDGET, CLOCK, Budget, Clock
+from .budget import BUDGET, CLOCK, Budget, Clock, clipped
 from .errors import DecryptFailure
 
 RELATIVE_URI = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
@@ -148,7 +148,6 @@ class ContainerCredentials:
     def _fetch(self, deadline: float) -> Credentials:
         import http.client
 
-        from .transport import clipped  # here: transport imports this module
 
         if not allowed_url(self._url):
             raise DecryptFailure("ContainerCredentialsHostNotAllowed")

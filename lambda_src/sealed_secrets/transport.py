@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 from .credentials import ContainerCredentials, Credentials, container_from_environment, environment_credentials
 from .credentials import forget as forget_container_credentials
 from .boto import BotoKms
-from .budget import BUDGET, CLOCK, Budget, Clock
+from .budget import BUDGET, CLOCK, Budget, Clock, clipped
 from .errors import DecryptFailure, code_of, safe_code
 from .proxy import Proxy, Unsupported, proxy_for
 
@@ -279,12 +279,6 @@ class StdlibKms:
                                     f"SignedHeaders={signed_names}, Signature={signature}")
         headers["User-Agent"] = "sealed-secrets (stdlib SigV4)"  # SigV4 leaves User-Agent unsigned
         return headers
-
-
-def clipped(figure: float, deadline: float, now: float) -> float:
-    """A socket timeout: ``figure``, or what is left until ``deadline`` if that is less (never 0, which
-    would make the socket non-blocking)."""
-    return max(0.001, min(figure, deadline - now))
 
 
 def endpoint_url(environ: Mapping[str, str], region: str) -> str:

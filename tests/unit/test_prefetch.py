@@ -151,7 +151,7 @@ def test_the_python_switch_overrides_the_variable(monkeypatch):
     monkeypatch.setenv("SEALED_SECRETS_PREFETCH", "1")
     client = GatedKms()
     client.gate.set()
-    monkeypatch.setattr(sealed_secrets.cache.transport, "opener", lambda *args, **kwargs: sealed_secrets.boto.BotoKms(client))
+    monkeypatch.setattr(sealed_secrets.cache, "opener", lambda *args, **kwargs: sealed_secrets.boto.BotoKms(client))
     earlier = frozenset(prefetch_threads())
     sealed_secrets.register({"db": CIPHERTEXT}, prefetch=False)
     assert prefetch_threads(earlier) == set() and client.calls == 0

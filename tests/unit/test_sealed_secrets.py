@@ -32,6 +32,7 @@ import sealed_secrets
 from kms_fake_server import Captured, FakeKms, Reply, decrypted, kms_error, sealed_under, self_signed_certificate
 from sealed_secrets import Budget, SealedSecrets, SecretDecryptionError, SecretError, SecretNotFoundError
 from sealed_secrets.boto import BotoKms
+from sealed_secrets.budget import clipped
 from sealed_secrets.credentials import Credentials
 from sealed_secrets.transport import StdlibKms
 
@@ -533,7 +534,8 @@ def silent_kms(clock: FakeClock, budget: Budget) -> tuple[StdlibKms, list[tuple[
     attempts: list[tuple[float, float]] = []
 
     class Silent(StdlibKms):
-        def _connection(self, connect_timeout: float) -> http.client.HTTPConnection:
+        def _connection(self, trust: str | None, deadline: float) -> http.client.HTTPConnection:
+            connect_timeout = clipped(self._budget.connect, deadline, self._clock.monotonic())
             connection = http.client.HTTPConnection("kms.example.invalid", timeout=connect_timeout)
             socket_ = SilentSocket(clock)
 
