@@ -93,6 +93,12 @@ override_resource {
 override_resource {
   target = terraform_data.package
 }
+override_resource {
+  target = aws_lambda_alias.live
+}
+override_resource {
+  target = aws_lambda_provisioned_concurrency_config.live
+}
 
 variables {
   function_name = "orders-api"

@@ -312,7 +312,8 @@ def test_a_valid_configuration_passes_every_validation(offline_module_dir):
 
 RULES = json.loads((ROOT / "build_rules.json").read_text())
 LAMBDA_RESERVED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                   "AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV")  # the module refuses these as Lambda's own
+                   "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_EXECUTION_ENV")  # the module
+# refuses these as Lambda's own (AWS_LAMBDA_* all)
 ALLOWED_READS = {
     r"AWS_(SECURITY_TOKEN|CREDENTIAL_EXPIRATION)": "a token or an expiry: a wrong one makes the request fail, "
                                                    "it cannot send it elsewhere (Lambda sets the credentials)",
@@ -332,6 +333,8 @@ ALLOWED_READS = {
     r"AWS_LOGIN_CACHE_DIRECTORY": "read only for a profile's login session, and profiles are refused",
     r"(HTTPS?|ALL|NO)_PROXY|(https?|all|no)_proxy": "a proxy tunnels TLS that is verified end to end: it sees a host "
                                                     "name, never the request",
+    r"REQUEST_METHOD": "read only to ignore HTTP_PROXY when set (a CGI request could set it), as urllib does",
+    r"SEALED_SECRETS_PREFETCH": "the module's prefetch_secrets switch: when the secrets are opened, not where",
 }
 
 
@@ -344,8 +347,23 @@ def environment_reads_in(tree: ast.AST, where: str, *, strict: bool = True) -> s
             isinstance(node, ast.Attribute) and node.attr == "environ")
 
     names: set[str] = set()
+    # Names bound to literal strings: module-level constants (a name or a tuple of names), and the targets of
+    # loops and comprehensions over them, so that `environ[FULL_URI]` and `for name in _NAMES` are seen too.
+    bound: dict[str, set[str]] = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values = node.value.elts if isinstance(node.value, (ast.Tuple, ast.List)) else [node.value]
+            if values and all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values):
+                bound[node.targets[0].id] = {v.value for v in values}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name) \
+                and isinstance(node.iter, ast.Name) and node.iter.id in bound:
+            bound[node.target.id] = bound[node.iter.id]
 
     def literal(node: ast.AST, line: int) -> None:
+        if isinstance(node, ast.Name) and node.id in bound:
+            names.update(bound[node.id])
+            return
         if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
             if not strict:
                 return

@@ -72,9 +72,6 @@ _default: SealedSecrets | None = None
 _register_lock = threading.Lock()
 
 
-PREFETCH_VARIABLE = "SEALED_SECRETS_PREFETCH"  # "1" or "true": register() starts opening every secret
-
-
 def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None,
              prefetch: bool | None = None) -> SealedSecrets:
     """Add ``ciphertexts`` (name => base64 CiphertextBlob) to the set that :func:`get_secret` reads;
@@ -94,7 +91,7 @@ def register(ciphertexts: Mapping[str, str], *, key_id: str | None = None,
     """
     global _default
     if prefetch is None:
-        prefetch = os.environ.get(PREFETCH_VARIABLE, "").strip().lower() in ("1", "true")
+        prefetch = os.environ.get("SEALED_SECRETS_PREFETCH", "").strip().lower() in ("1", "true")
     with _register_lock:
         if _default is None:
             _default = SealedSecrets(ciphertexts, key_id=key_id)
