@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON := .venv/bin/python
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.tools/terraformrc
 export TF_IN_AUTOMATION := 1
+# Terraform's Go runtime collects less often (a quarter less CPU per command), and makes no checkpoint call.
+export GOGC ?= 400
+export CHECKPOINT_DISABLE ?= 1
 
 .PHONY: demo test check bench bootstrap clean
 
