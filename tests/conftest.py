@@ -62,8 +62,8 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     if uses:
         interpreters = {version: path for used in uses.values() for version, path in used.items()}
         terminalreporter.write_line(
-            f"runtime pythons: {len(uses)} multi-Python tests used "
-            + ", ".join(f"{version} {interpreters[version]}" for version in sorted(interpreters)))
+            "runtime pythons: " + ", ".join(f"{version} {interpreters[version]}" for version in sorted(interpreters))
+            + f"; used by {len(uses)} tests: " + ", ".join(sorted(uses)))
 
 
 @pytest.hookimpl(tryfirst=True)
