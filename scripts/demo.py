@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from localstack_client.session import Session
 from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
@@ -26,26 +27,50 @@ def step(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
 
 
+class Stopwatch:
+    """Where the demo's time goes: seconds per step, for its last line."""
+
+    def __init__(self) -> None:
+        self.started = self.lap_started = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name], self.lap_started = now - self.lap_started, now
+
+    def summary(self) -> str:
+        laps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.laps.items())
+        return f"{time.monotonic() - self.started:.0f}s ({laps})"
+
+
 def main() -> int:
-    started = time.monotonic()
+    watch = Stopwatch()
     use_project_terraform_config()
     log_path = ROOT / ".tools" / "demo-localstack.log"
     log_path.unlink(missing_ok=True)
     localstack = EmbeddedLocalStack(log_path=log_path)
     stack = None
     try:
-        step(f"starting LocalStack (host mode, process executor) on {localstack.endpoint_url}")
-        localstack.start()
-        with aws_environment({**GO_RUNTIME_ENV, **localstack.client_env()}):
+        with aws_environment({**GO_RUNTIME_ENV, **localstack.client_env()}), \
+             ThreadPoolExecutor(max_workers=1, thread_name_prefix="init") as pool:
             stack = Example(EXAMPLE, variables={"secrets": DEMO_SECRETS})
-            step(f"tflocal init (examples/{EXAMPLE}, the module at ../..)")
-            stack.init()
+            # init needs no LocalStack (tflocal only writes the endpoint it will have): it runs while LocalStack starts.
+            step(f"tflocal init (examples/{EXAMPLE}, the module at ../..), while LocalStack starts")
+            initialised = pool.submit(stack.init)
+            step(f"starting LocalStack (host mode, process executor) on {localstack.endpoint_url}")
+            try:
+                localstack.start()
+            finally:
+                initialised.result()
+            watch.lap("LocalStack start and init")
             step("tflocal apply: KMS key, sealed secret, IAM role, package build, Lambda function")
             stack.apply()
             function_name = stack.outputs()["function_name"]
+            watch.lap("apply")
             step(f"invoking {function_name}")
             lambda_client = Session(localstack_host=f"127.0.0.1:{localstack.port}").client("lambda")
             error, payload, _ = invoke(lambda_client, function_name)
+            watch.lap("invoke (a cold start)")
             if error:
                 step(f"the function failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
                 return 1
@@ -53,6 +78,7 @@ def main() -> int:
             stack.destroy()
             stack.remove()
             stack = None
+            watch.lap("destroy")
     except (LauncherError, DeployError) as error:
         print(f"error: {error}", file=sys.stderr)
         print(f"error: LocalStack's log is in {log_path}", file=sys.stderr)
@@ -62,7 +88,8 @@ def main() -> int:
             stack.remove()
         step("stopping LocalStack")
         localstack.stop()
-    step(f"done in {time.monotonic() - started:.0f}s; the function's response payload:")
+    watch.lap("stop")
+    step(f"done in {watch.summary()}; the function's response payload:")
     print(json.dumps(payload))
     return 0
 
