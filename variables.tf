@@ -339,7 +339,7 @@ variable "kms_deletion_window_in_days" {
 }
 
 variable "python_executable" {
-  description = "Python (3.9 or newer, with pip) that runs build.py during apply: a command name on PATH or a path, run as it is, without a shell."
+  description = "Python (3.10 or newer, with pip) that runs build.py during apply: a command name on PATH or a path, run as it is, without a shell."
   type        = string
   default     = "python3"
   nullable    = false

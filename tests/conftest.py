@@ -38,6 +38,10 @@ def read_runtime_pythons(path: Path = PYTHONS_FILE) -> dict[str, Path]:
         raise LookupError(f"no Python {', '.join(missing)} for the tests that build for every Lambda runtime; "
                           f"get it with: pyenv install {first} (or uv python install {first}), "
                           "then scripts/bootstrap pythons")
+    wanted = {runtime.removeprefix("python") for runtime in json.loads((ROOT / "build_rules.json").read_text())["runtimes"]}
+    if set(found) != wanted:
+        raise LookupError(f"{path} lists Pythons {sorted(found)}, build_rules.json's runtimes need {sorted(wanted)}; "
+                          "run scripts/bootstrap pythons")
     return {version: Path(interpreter) for version, interpreter in found.items()}
 
 

@@ -29,7 +29,7 @@ variable "kms_deletion_window_in_days" {
 }
 
 variable "python_executable" {
-  description = "Python 3.9+ that runs build.py during apply (argv[0], not a shell command)."
+  description = "Python 3.10+ that runs build.py during apply (argv[0], not a shell command)."
   type        = string
   default     = "python3"
 }

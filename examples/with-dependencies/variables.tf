@@ -28,7 +28,7 @@ variable "architecture" {
 }
 
 variable "python_executable" {
-  description = "Python 3.9+ with pip that runs build.py during apply (argv[0], not a shell command)."
+  description = "Python 3.10+ with pip that runs build.py during apply (argv[0], not a shell command)."
   type        = string
   default     = "python3"
 }

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 import build
-import interpreters
 
 BLOB = bytes(range(256)) * 2  # stands in for a KMS CiphertextBlob
 BLOB_B64 = base64.b64encode(BLOB).decode()
@@ -619,11 +618,11 @@ def test_same_inputs_give_the_same_bytes_across_directories_umasks_timezones_and
         assert a.stdout == b.stdout
 
 
-def test_every_supported_python_builds_the_same_bytes(tmp_path):
+def test_every_supported_python_builds_the_same_bytes(tmp_path, runtime_pythons):
     """Terraform runs build.py with the user's python3: one per Lambda runtime (3.10 to 3.13) must agree."""
     source = copy_tree(tmp_path / "src")
     digests = {}
-    for version, python in interpreters.lambda_pythons().items():
+    for version, python in runtime_pythons.items():
         output = tmp_path / f"{version}.zip"
         result = subprocess.run([python, str(build.HERE / "build.py"), f"--ciphertext=credential={BLOB_B64}", KEY,
                                  f"--template={source / 'handler.py.tmpl'}", f"--output={output}"],

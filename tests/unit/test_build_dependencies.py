@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 import build
-import interpreters
 
 BUILD = build.HERE / "build.py"
 APP = Path(__file__).resolve().parent / "fixtures" / "markupsafe_app"  # markupsafe==3.0.2 and idna==3.10
@@ -101,7 +100,8 @@ def assert_no_install_records(names: list[str]) -> None:
 
 # --- the proofs of issue 10 -------------------------------------------------------------------
 
-def test_markupsafe_for_x86_64_python313_is_an_x86_64_extension_that_cpython_313_loads(tmp_path, warm_cache):
+def test_markupsafe_for_x86_64_python313_is_an_x86_64_extension_that_cpython_313_loads(tmp_path, warm_cache,
+                                                                                      runtime_pythons):
     output = tmp_path / "fn.zip"
     result = run_build(APP / "handler.py.tmpl", output, warm_cache, "--runtime=python3.13",
                        "--architecture=x86_64", env=fresh_env(tmp_path))
@@ -120,7 +120,7 @@ def test_markupsafe_for_x86_64_python313_is_an_x86_64_extension_that_cpython_313
              "s = markupsafe._speedups; "
              "print(type(s.__spec__.loader).__name__, s.__file__.startswith(sys.path[0]), "
              "markupsafe._escape_inner is s._escape_inner, handler.handler({'text': '<b>'}, None))")
-    loaded = subprocess.run([interpreters.python("3.13"), "-I", "-c", probe], check=False, capture_output=True,
+    loaded = subprocess.run([runtime_pythons["3.13"], "-I", "-c", probe], check=False, capture_output=True,
                             text=True, cwd=task,
                             timeout=60)
     assert loaded.returncode == 0, loaded.stderr
@@ -239,9 +239,9 @@ def test_two_directories_with_fresh_caches_umasks_timezones_and_mtimes_give_the_
     assert (tmp_path / "again.zip").read_bytes() == outputs[0]
 
 
-def test_another_host_python_and_pip_give_the_same_bytes(tmp_path):
+def test_another_host_python_and_pip_give_the_same_bytes(tmp_path, runtime_pythons):
     """Terraform runs build.py with the user's python3: an older Python with an older pip agrees."""
-    older = interpreters.python("3.10")  # the oldest host Python a Lambda runtime has, with its own older pip
+    older = runtime_pythons["3.10"]  # the oldest host Python a Lambda runtime has, with its own older pip
     digests = []
     for index, python in enumerate([sys.executable, older]):
         result = run_build(APP / "handler.py.tmpl", tmp_path / f"{index}.zip", tmp_path / f"cache{index}",

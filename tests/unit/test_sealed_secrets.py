@@ -28,6 +28,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+import build
 import sealed_secrets
 from kms_fake_server import Captured, FakeKms, Reply, decrypted, kms_error, sealed_under, self_signed_certificate
 from sealed_secrets import Budget, SealedSecrets, SecretDecryptionError, SecretError, SecretNotFoundError
@@ -403,17 +404,6 @@ def test_after_get_secret_neither_boto3_nor_botocore_is_imported():
     assert probe["value"] == PLAINTEXT and probe["modules"] == []
 
 
-def pythons() -> dict[str, str]:
-    """This interpreter and every pyenv Python 3.9+ on the machine, by version."""
-    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    for executable in sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3"))):
-        match = re.search(r"versions/3\.(\d+)\.", executable)
-        if match and int(match.group(1)) >= 9:
-            found.setdefault(f"3.{match.group(1)}", executable)
-    return found
-
-
 def run_probe(python: str) -> dict:
     """get_secret in a fresh interpreter against a fake KMS: the value, and the AWS SDK modules imported
     (what it costs in time is make bench's to measure)."""
@@ -436,9 +426,9 @@ def run_probe(python: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("version", sorted(pythons()))
-def test_the_stdlib_path_runs_on_every_python_from_3_9(version):
-    probe = run_probe(pythons()[version])
+@pytest.mark.parametrize("version", [runtime.removeprefix("python") for runtime in build.rules().runtimes])
+def test_the_stdlib_path_runs_on_the_python_of_every_lambda_runtime(version, runtime_pythons):
+    probe = run_probe(str(runtime_pythons[version]))
     assert probe["value"] == PLAINTEXT and probe["modules"] == []
 
 
