@@ -262,6 +262,12 @@ def recorder(monkeypatch):
     recorder = Recorder()
     root = logging.getLogger()
     monkeypatch.setattr(root, "level", logging.DEBUG)
+    # Every logger there is at DEBUG, whatever an earlier test or library set (boto3 and others raise
+    # botocore's level): a record held back by a logger's own level would hide a leak from this check.
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            monkeypatch.setattr(logger, "level", logging.DEBUG)
+            monkeypatch.setattr(logger, "disabled", False)
     root.addHandler(recorder)
     yield recorder
     root.removeHandler(recorder)
