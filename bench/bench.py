@@ -5,6 +5,16 @@
     seed            a new boto3 KMS client and a Decrypt on every invoke           bench/seed/
     secretsmanager  Powertools' parameters.get_secret, boto3, cached max_age       bench/powertools/
 
+and, for cold starts only, the variants of issue 16:
+
+    floor-imports   the floor plus ~150 ms of library imports at init               bench/floor_imports/
+    ours-imports    ours, register() then the same imports; prefetch off            bench/ours_imports/
+    ours-prefetch   the same with the module's prefetch_secrets = true              bench/ours_imports/
+    ours-small      ours trusting "the small bundle": its aws_roots.pem holds LocalStack's CA (bench's own
+                    copy of the source), its system store a system-sized bundle plus that CA
+    ours-system     ours with AWS_CA_BUNDLE = the system-sized bundle plus LocalStack's CA
+    seed-system     the seed with AWS_CA_BUNDLE = the same bundle (boto3 loads it whole, as on AWS)
+
 All four are deployed by this module (tflocal apply, handler_template, same runtime and memory),
 and reach KMS and Secrets Manager over verified TLS, as on AWS.
 It measures cold starts (retire the environments, then one invoke), warm invokes, the REPORT
@@ -56,11 +66,19 @@ class BenchError(Exception):
     """The run cannot go on (a function answered wrongly, LocalStack did not log a request, ...)."""
 
 
+# How a function verifies LocalStack's certificate (KMS's and Secrets Manager's, as on AWS):
+GATEWAY = "gateway"  # AWS_CA_BUNDLE = LocalStack's one certificate (the four main functions: flattering)
+SYSTEM = "system"  # AWS_CA_BUNDLE = the system's CA bundle plus LocalStack's certificate
+SMALL = "small"  # no AWS_CA_BUNDLE; the helper's aws_roots.pem = LocalStack's certificate, SSL_CERT_FILE = SYSTEM's
+
+
 @dataclass(frozen=True)
 class Function:
     label: str
     template: Path
     answer: str  # what a correct invoke returns
+    trust: str = GATEWAY
+    variables: tuple[tuple[str, Any], ...] = ()  # more module inputs
 
 
 FUNCTIONS = (
@@ -69,6 +87,16 @@ FUNCTIONS = (
     Function("seed", BENCH / "seed" / "handler.py.tmpl", SECRET_VALUE),
     Function("secretsmanager", BENCH / "powertools" / "handler.py.tmpl", SECRET_VALUE),
 )
+IMPORTS_TEMPLATE = BENCH / "ours_imports" / "handler.py.tmpl"
+VARIANTS = (  # cold starts only, measured in the same rounds as FUNCTIONS
+    Function("floor-imports", BENCH / "floor_imports" / "handler.py.tmpl", "floor"),
+    Function("ours-imports", IMPORTS_TEMPLATE, SECRET_VALUE, variables=(("prefetch_secrets", False),)),
+    Function("ours-prefetch", IMPORTS_TEMPLATE, SECRET_VALUE, variables=(("prefetch_secrets", True),)),
+    Function("ours-small", BENCH / "ours" / "handler.py.tmpl", SECRET_VALUE, trust=SMALL),
+    Function("ours-system", BENCH / "ours" / "handler.py.tmpl", SECRET_VALUE, trust=SYSTEM),
+    Function("seed-system", BENCH / "seed" / "handler.py.tmpl", SECRET_VALUE, trust=SYSTEM),
+)
+COLD = FUNCTIONS + VARIANTS
 
 
 def log(message: str) -> None:
@@ -119,15 +147,15 @@ class RequestLog:
             total[operation] += after[operation] - before[operation]
 
 
-def order(round_: int) -> list[Function]:
+def order(round_: int, functions: Sequence[Function] = FUNCTIONS) -> list[Function]:
     """The functions in a fresh order each round (seeded, so reruns repeat it): none always goes first,
     and none always runs right after a particular other (the seed's KMS calls, say)."""
-    return random.Random(round_).sample(FUNCTIONS, len(FUNCTIONS))
+    return random.Random(round_).sample(list(functions), len(functions))
 
 
 def measure_cold_starts(client: Any, requests: RequestLog, results: dict[str, Measured], rounds: int) -> None:
     for round_ in range(rounds):
-        for function in order(round_):
+        for function in order(round_, COLD):
             retire_environments(client, f"bench-{function.label}")
             before = requests.counts()
             results[function.label].cold.append(timed_invoke(client, function))
@@ -296,17 +324,73 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def gateway_tls(localstack: EmbeddedLocalStack) -> dict[str, str]:
-    """The functions' environment: KMS and Secrets Manager over verified TLS, as on AWS.
+@dataclass(frozen=True)
+class Trust:
+    """LocalStack's certificate, and the system's CA bundle with it appended (both files in LocalStack's folder)."""
+
+    endpoints: dict[str, str]
+    gateway: Path
+    system: Path
+
+    def environment(self, trust: str) -> dict[str, str]:
+        """A function's environment: KMS and Secrets Manager over verified TLS, trusting as ``trust`` says."""
+        if trust == GATEWAY:
+            return {**self.endpoints, "AWS_CA_BUNDLE": str(self.gateway)}
+        if trust == SYSTEM:  # botocore reads AWS_CA_BUNDLE, the helper too; SSL_CERT_FILE is OpenSSL's default
+            return {**self.endpoints, "AWS_CA_BUNDLE": str(self.system), "SSL_CERT_FILE": str(self.system)}
+        return {**self.endpoints, "SSL_CERT_FILE": str(self.system)}  # SMALL: the helper's aws_roots.pem first
+
+
+def gateway_tls(localstack: EmbeddedLocalStack) -> Trust:
+    """The functions reach KMS and Secrets Manager over verified TLS, as on AWS.
 
     LocalStack's gateway also speaks HTTPS on its port, with a self-signed certificate for
-    ``localhost``; the functions trust exactly that certificate (AWS_CA_BUNDLE, which the runtime
-    helper and botocore both read). Plain HTTP would spare ours and boto3 the TLS setup they pay on AWS.
+    ``localhost``. The four main functions trust exactly that certificate (AWS_CA_BUNDLE, which the runtime
+    helper and botocore both read): that spares them the system-sized bundle they load on AWS. The trust
+    variants load the system's bundle with that certificate appended, or (ours-small) the certificate alone
+    as the helper's small bundle. Plain HTTP would spare ours and boto3 the TLS setup they pay on AWS.
     """
-    bundle = localstack.root / "gateway.crt"
-    bundle.write_text(ssl.get_server_certificate(("localhost", localstack.port)))
+    gateway = localstack.root / "gateway.crt"
+    certificate = ssl.get_server_certificate(("localhost", localstack.port))
+    gateway.write_text(certificate)
+    system_cafile = ssl.get_default_verify_paths().cafile
+    if not system_cafile or not Path(system_cafile).is_file():
+        raise BenchError("no system CA bundle (ssl.get_default_verify_paths().cafile); install ca-certificates")
+    system = localstack.root / "system-plus-gateway.pem"
+    system.write_text(Path(system_cafile).read_text().rstrip("\n") + "\n" + certificate)
     endpoint = f"https://localhost:{localstack.port}"
-    return {"AWS_ENDPOINT_URL_KMS": endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_CA_BUNDLE": str(bundle)}
+    return Trust({"AWS_ENDPOINT_URL_KMS": endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint}, gateway, system)
+
+
+def certificates_in(bundle: Path) -> int:
+    return bundle.read_text().count("-----BEGIN CERTIFICATE-----")
+
+
+def template_libraries(template: Path) -> tuple[str, ...]:
+    """The LIBRARIES tuple a handler template imports at init (read, not run)."""
+    import ast
+
+    for node in ast.parse(template.read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(target, "id", "") for target in node.targets] == ["LIBRARIES"]:
+            return tuple(ast.literal_eval(node.value))
+    raise BenchError(f"{template.relative_to(ROOT)} has no LIBRARIES tuple")
+
+
+def same_libraries() -> tuple[str, ...]:
+    """The floor's imports must be ours': the prefetch comparison subtracts one from the other."""
+    floor, ours = (template_libraries(function.template) for function in VARIANTS[:2])
+    if floor != ours:
+        raise BenchError("bench/floor_imports and bench/ours_imports import different LIBRARIES; make them equal")
+    return floor
+
+
+def import_cost_ms(libraries: Sequence[str]) -> float:
+    """What importing ``libraries`` costs a fresh interpreter (the functions' own): ms, median of 5."""
+    code = ("import importlib, sys, time; t = time.perf_counter(); "
+            "[importlib.import_module(name) for name in sys.argv[1:]]; print((time.perf_counter() - t) * 1000)")
+    runs = [subprocess.run([sys.executable, "-c", code, *libraries], capture_output=True, text=True, check=True)
+            for _ in range(5)]
+    return statistics.median(float(run.stdout) for run in runs)
 
 
 def ca_bundle_cost_ms(bundle: str) -> float:
@@ -323,6 +407,14 @@ def ca_bundle_cost_ms(bundle: str) -> float:
     return median_ms("") - median_ms(bundle)
 
 
+def check_small_bundle(client: Any, function: Function, trust: Trust) -> None:
+    """ours-small must verify LocalStack through its aws_roots.pem alone: one invoke while its system store is
+    the host's own (which lacks LocalStack's certificate). An answer proves the small bundle did it."""
+    use_gateway_tls(client, function, {**trust.endpoints})
+    timed_invoke(client, function)
+    log(f"{function.label}: verified LocalStack with its small bundle alone")
+
+
 def use_gateway_tls(client: Any, function: Function, environment: dict[str, str]) -> None:
     """Add ``environment`` to the deployed function, outside Terraform: the module rightly refuses endpoint
     and CA-bundle variables (they could send the Decrypt elsewhere); these name the same LocalStack the
@@ -333,11 +425,14 @@ def use_gateway_tls(client: Any, function: Function, environment: dict[str, str]
     client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
 
 
-def deploy(function: Function) -> Stack:
+def deploy(function: Function, trust: Trust) -> Stack:
     log(f"tflocal apply: {function.label}")
-    variables = {"handler_template": str(function.template), "runtime": RUNTIME, "memory_size": MEMORY_MB}
+    variables = {"handler_template": str(function.template), "runtime": RUNTIME, "memory_size": MEMORY_MB,
+                 **dict(function.variables)}
     stack = Stack(f"bench-{function.label}", secrets={SECRET_NAME: SECRET_VALUE}, extra_vars=variables)
     try:
+        if function.trust == SMALL:  # in the stack's own copy of the source, never in lambda_src/
+            (stack.workdir / "lambda_src" / "sealed_secrets" / "aws_roots.pem").write_text(trust.gateway.read_text())
         return stack.init().apply()
     except BaseException:
         stack.remove()
@@ -352,19 +447,26 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Measured], dict[str, Any]]:
         log(f"starting LocalStack on {localstack.endpoint_url} with {', '.join(SERVICES)}")
         localstack.start()
         session = Session(localstack_host=f"127.0.0.1:{localstack.port}")
-        environment = gateway_tls(localstack)
-        context["ca_bundle_ms"] = ca_bundle_cost_ms(environment["AWS_CA_BUNDLE"])
+        trust = gateway_tls(localstack)
+        context["ca_bundle_ms"] = ca_bundle_cost_ms(str(trust.gateway))
+        context["system_certificates"] = certificates_in(trust.system)
+        context["import_ms"] = import_cost_ms(same_libraries())
+        context["libraries"] = len(same_libraries())
         with aws_environment(localstack.client_env()):
             session.client("secretsmanager").create_secret(Name=SM_SECRET_ID, SecretString=SECRET_VALUE)
-            for function in FUNCTIONS:
-                stacks[function.label] = deploy(function)
+            for function in COLD:
+                stacks[function.label] = deploy(function, trust)
             log("terraform plan after apply (before the bench changes the functions' configuration)")
             context["plan"] = measure_plan(stacks["ours"])
         clients = [session.client("lambda") for _ in range(max(args.sweep))]
-        for function in FUNCTIONS:
-            use_gateway_tls(clients[0], function, environment)
+        # The executor starts each function with its configured variables only (no AWS_CA_BUNDLE or SSL_CERT_FILE
+        # of this process's): a function's trust is what trust.environment() gives it.
+        for function in COLD:
+            if function.trust == SMALL:
+                check_small_bundle(clients[0], function, trust)
+            use_gateway_tls(clients[0], function, trust.environment(function.trust))
         requests = RequestLog(localstack)
-        results = {function.label: Measured() for function in FUNCTIONS}
+        results = {function.label: Measured() for function in COLD}
         context["loads"]["start"] = os.getloadavg()
         measure_cold_starts(clients[0], requests, results, args.cold_starts)
         context["loads"]["after cold starts"] = os.getloadavg()
@@ -394,8 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} by `make bench` on {machine()}; LocalStack 2026.3.0 in host mode "
-        f"with the process executor; {RUNTIME}, {MEMORY_MB} MB for all four functions, which reach KMS and Secrets "
-        f"Manager over verified TLS; {measured_source}."
+        f"with the process executor; {RUNTIME}, {MEMORY_MB} MB for all {len(results)} functions, which reach KMS and "
+        f"Secrets Manager over verified TLS; {measured_source}."
     )
     text = report.markdown(header, results, context, args, {"cached_ns": cached_ns, "dict_ns": dict_ns, **build})
     (BENCH / "results.md").write_text(text)
