@@ -76,6 +76,29 @@ def checkov() -> Path:
     return CHECKOV
 
 
+REGISTERED = """
+import json, sys
+from checkov.terraform.checks.resource.registry import resource_registry
+import checkov.terraform.checks.resource.aws  # registers checkov's own AWS checks
+print(json.dumps({kind: sorted(check.id for check in resource_registry.checks.get(kind, []))
+                  for kind in sys.argv[1:]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def must_evaluate(checkov: Path) -> dict[str, set[str]]:
+    """Per resource type: every check checkov itself registers for it, plus our own. A check left off
+    checkov's command line (--skip-check) is left out of its report too, so the report alone cannot show
+    it was skipped: only the registry can say what should have run."""
+    proc = subprocess.run([str(checkov.parent / "python"), "-c", REGISTERED, *sorted(MUST_EVALUATE)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={"PATH": os.environ.get("PATH", os.defpath), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    registered = {kind: set(ids) for kind, ids in json.loads(proc.stdout).items()}
+    assert all(registered.values()), f"checkov registers no check for some of these types: {registered}"
+    return {kind: MUST_EVALUATE[kind] | registered[kind] for kind in MUST_EVALUATE}
+
+
 def checkov_argv(checkov: Path, directory: Path, *options: str) -> list[str]:
     argv = [str(checkov), "--directory", str(directory), "--framework", "terraform", "--output", "json",
             "--skip-download",  # no network: no Prisma Cloud guidelines or severities
@@ -136,7 +159,7 @@ def grants_decrypt(code: str) -> bool:
     return "kms:Decrypt" in code and not (statements and statements == denies)
 
 
-def assert_gate(report: dict[str, Any]) -> None:
+def assert_gate(report: dict[str, Any], must_evaluate: dict[str, set[str]]) -> None:
     failed = [f"{r['check_id']} {where(r)}: {r['check_name']}" for r in report["results"]["failed_checks"]]
     parsing = report["results"].get("parsing_errors", [])
     assert not failed and not parsing, (
@@ -145,9 +168,9 @@ def assert_gate(report: dict[str, Any]) -> None:
     assert report["summary"]["resource_count"] > 0 and report["summary"]["passed"] > 0, report["summary"]
 
     resources = evaluated(report)
-    unread = [f"{address}: {', '.join(sorted(MUST_EVALUATE[kind] - entry['checks']))}"
+    unread = [f"{address}: {', '.join(sorted(must_evaluate[kind] - entry['checks']))}"
               for address, entry in sorted(resources.items())
-              if (kind := resource_type(address)) in MUST_EVALUATE and MUST_EVALUATE[kind] - entry["checks"]]
+              if (kind := resource_type(address)) in must_evaluate and must_evaluate[kind] - entry["checks"]]
     decrypt_policies = {address: entry for address, entry in resources.items()
                         if resource_type(address) in IAM_ANALYSIS and grants_decrypt(entry["code"])}
     unread += [f"{address}: {', '.join(sorted(IAM_ANALYSIS[resource_type(address)] - entry['checks']))}"
@@ -169,8 +192,9 @@ def defaults_report(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return run_checkov(checkov, copy_module(tmp_path_factory.mktemp("defaults") / "module", ROOT))
 
 
-def test_module_at_its_defaults_passes_checkov(defaults_report: dict[str, Any]) -> None:
-    assert_gate(defaults_report)
+def test_module_at_its_defaults_passes_checkov(defaults_report: dict[str, Any],
+                                              must_evaluate: dict[str, set[str]]) -> None:
+    assert_gate(defaults_report, must_evaluate)
 
 
 def test_checkov_skipped_exactly_the_inline_skips_with_their_reasons(defaults_report: dict[str, Any]) -> None:
@@ -183,25 +207,25 @@ def test_checkov_skipped_exactly_the_inline_skips_with_their_reasons(defaults_re
     assert defaults_report["summary"]["skipped"] == len(inline)
 
 
-def test_module_with_every_option_on_passes_checkov(checkov: Path, tmp_path: Path) -> None:
+def test_module_with_every_option_on_passes_checkov(checkov: Path, tmp_path: Path,
+                                                   must_evaluate: dict[str, set[str]]) -> None:
     module = copy_module(tmp_path / "module", ROOT)
     declared = set(re.findall(r'^variable\s+"(\w+)"', (module / "variables.tf").read_text(), re.MULTILINE))
     assert set(EVERY_OPTION) <= declared, f"inputs this test sets that the module lacks: {set(EVERY_OPTION) - declared}"
     var_file = tmp_path / "every-option.tfvars.json"
     var_file.write_text(json.dumps(EVERY_OPTION))
     report = run_checkov(checkov, module, "--var-file", str(var_file))
-    assert_gate(report)
+    assert_gate(report, must_evaluate)
     # The role's Deny policies (the function's own document holds one too) were read, not passed unread.
     read = {resource_type(address): entry["checks"] for address, entry in evaluated(report).items()
             if address.startswith("aws_iam_policy_document.decrypt_endpoints ")}
     assert read and IAM_ANALYSIS["aws_iam_policy_document"] <= read["aws_iam_policy_document"], read
 
 
-def test_examples_pass_checkov(checkov: Path, tmp_path: Path) -> None:
-    if not list(EXAMPLES.glob("*/main.tf")):
-        pytest.skip("no examples/ yet")
+def test_examples_pass_checkov(checkov: Path, tmp_path: Path, must_evaluate: dict[str, set[str]]) -> None:
+    assert list(EXAMPLES.glob("*/main.tf")), "no example under examples/ to scan"
     examples = copy_examples(copy_module(tmp_path / "module", ROOT))
-    assert_gate(run_checkov(checkov, examples))
+    assert_gate(run_checkov(checkov, examples), must_evaluate)
 
 
 def test_the_command_line_skips_nothing(checkov: Path, tmp_path: Path) -> None:
