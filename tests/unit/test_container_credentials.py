@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+from debug_logging import every_logger_at_debug
 from botocore.credentials import ContainerProvider
 from botocore.utils import ContainerMetadataFetcher
 
@@ -258,19 +259,13 @@ class Recorder(logging.Handler):
 
 
 @pytest.fixture
-def recorder(monkeypatch):
+def recorder():
     recorder = Recorder()
     root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)
-    # Every logger there is at DEBUG, whatever an earlier test or library set (boto3 and others raise
-    # botocore's level): a record held back by a logger's own level would hide a leak from this check.
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        if isinstance(logger, logging.Logger):
-            monkeypatch.setattr(logger, "level", logging.DEBUG)
-            monkeypatch.setattr(logger, "disabled", False)
-    root.addHandler(recorder)
-    yield recorder
-    root.removeHandler(recorder)
+    with every_logger_at_debug():
+        root.addHandler(recorder)
+        yield recorder
+        root.removeHandler(recorder)
 
 
 def leaks(text: str) -> list[str]:

@@ -12,6 +12,7 @@ import threading
 
 import boto3
 import pytest
+from debug_logging import every_logger_at_debug
 from botocore.exceptions import ClientError
 
 import sealed_secrets
@@ -183,17 +184,17 @@ def test_the_prefetch_logs_nothing(monkeypatch):
 
     handler = Keep(logging.DEBUG)
     root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)
-    root.addHandler(handler)
-    try:
-        client = GatedKms(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "x"}}, "Decrypt"))
-        client.gate.set()
-        SealedSecrets({"db": CIPHERTEXT}, client=client).prefetch()
-        assert client.finished.wait(10)
-        for thread in prefetch_threads():
-            thread.join(10)
-    finally:
-        root.removeHandler(handler)
+    with every_logger_at_debug():
+        root.addHandler(handler)
+        try:
+            client = GatedKms(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "x"}}, "Decrypt"))
+            client.gate.set()
+            SealedSecrets({"db": CIPHERTEXT}, client=client).prefetch()
+            assert client.finished.wait(10)
+            for thread in prefetch_threads():
+                thread.join(10)
+        finally:
+            root.removeHandler(handler)
     assert [record for record in records if record.threadName == "sealed-secrets-prefetch"] == []
 
 

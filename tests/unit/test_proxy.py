@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from debug_logging import every_logger_at_debug
 from botocore.httpsession import ProxyConfiguration
 from botocore.utils import get_environ_proxies
 from urllib3.util import parse_url
@@ -187,10 +188,10 @@ def recorder(monkeypatch):
     monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)  # would print the CONNECT and its headers
     recorder = Recorder()
     root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)
-    root.addHandler(recorder)
-    yield recorder
-    root.removeHandler(recorder)
+    with every_logger_at_debug():
+        root.addHandler(recorder)
+        yield recorder
+        root.removeHandler(recorder)
 
 
 # ------------------------------------------------------------------------------ end to end, through a proxy
