@@ -33,6 +33,11 @@ locals {
       for file in fileset("${path.module}/lambda_src/sealed_secrets", "**") :
       file => filesha256("${path.module}/lambda_src/sealed_secrets/${file}") if !can(regex(local.rules.exclude, file))
     }
+    # its committed bytecode for this runtime (scripts/compile-helper), shipped in sealed_secrets/__pycache__/
+    helper_bytecode = {
+      for file in fileset("${path.module}/helper_bytecode/${var.runtime}", "*.pyc") :
+      file => filesha256("${path.module}/helper_bytecode/${var.runtime}/${file}")
+    }
   }
   package_fingerprint = base64sha256(jsonencode(local.package_inputs))
 

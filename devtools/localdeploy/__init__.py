@@ -56,7 +56,8 @@ class DeployError(RuntimeError):
 
 
 def copy_module(destination: Path, root: Path = ROOT) -> Path:
-    """A working copy of the module: its .tf files, build.py and its rules, lambda_src, the Terraform tests."""
+    """A working copy of the module: its .tf files, build.py and its rules, lambda_src and the helper's bytecode,
+    the Terraform tests."""
     destination.mkdir(parents=True, exist_ok=True)
     for path in sorted(root.glob("*.tf")):
         shutil.copy2(path, destination / path.name)
@@ -65,6 +66,8 @@ def copy_module(destination: Path, root: Path = ROOT) -> Path:
             shutil.copy2(root / name, destination / name)
     shutil.copytree(root / "lambda_src", destination / "lambda_src",
                     ignore=shutil.ignore_patterns(*SCRATCH_PATTERNS), dirs_exist_ok=True)
+    if (root / "helper_bytecode").is_dir():
+        shutil.copytree(root / "helper_bytecode", destination / "helper_bytecode", dirs_exist_ok=True)
     (destination / "tests").mkdir(exist_ok=True)
     for tftest in (root / "tests").glob("*.tftest.hcl"):
         shutil.copy2(tftest, destination / "tests" / tftest.name)
