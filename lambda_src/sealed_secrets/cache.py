@@ -13,7 +13,9 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .snapstart import before_a_snapshot, defer_prefetch
 from .snapstart import track as track_for_snapshots

@@ -17,7 +17,9 @@ import stat
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every cold start)
+if TYPE_CHECKING:
+    from typing import Any
 from urllib.parse import urlsplit
 
 from .budget import BUDGET, CLOCK, Budget, Clock, clipped

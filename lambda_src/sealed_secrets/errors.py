@@ -6,7 +6,9 @@ Every error names the secret and a code, never a value: no plaintext and no ciph
 from __future__ import annotations
 
 import re
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SecretError(Exception):

@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from collections import namedtuple
 from urllib.parse import unquote, urlsplit
 
 
-class Proxy(NamedTuple):
-    host: str
-    port: int
-    authorization: str | None  # the Proxy-Authorization header's value, if any
+class Proxy(namedtuple("Proxy", ["host", "port", "authorization"])):
+    """host (str), port (int), and the Proxy-Authorization header's value, if any (str or None)."""
+
+    __slots__ = ()
 
     def __repr__(self) -> str:  # never the credentials
         return f"Proxy(host={self.host!r}, port={self.port})"

@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .credentials import forget as forget_container_credentials
 

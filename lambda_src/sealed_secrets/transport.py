@@ -20,7 +20,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every cold start)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Opener(Protocol):
+        def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
+            """The plaintext of ``blob`` under ``context``, or ``DecryptFailure`` by ``deadline``
+            (a ``Clock.monotonic()`` value)."""
 from urllib.parse import quote, unquote, urlsplit
 
 from .credentials import ContainerCredentials, Credentials, container_from_environment, environment_credentials
@@ -29,12 +36,6 @@ from .boto import BotoKms
 from .budget import BUDGET, CLOCK, Budget, Clock, clipped
 from .errors import DecryptFailure, code_of, safe_code
 from .proxy import Proxy, Unsupported, proxy_for
-
-
-class Opener(Protocol):
-    def decrypt(self, blob: bytes, context: Mapping[str, str], deadline: float) -> bytes:
-        """The plaintext of ``blob`` under ``context``, or ``DecryptFailure`` by ``deadline``
-        (a ``Clock.monotonic()`` value)."""
 
 
 def opener(client: Any = None, *, key_id: str | None = None, clock: Clock = CLOCK, budget: Budget = BUDGET) -> Opener:
