@@ -1,4 +1,5 @@
-"""Every logger at DEBUG for one test, for the leak checks that must see every record there is."""
+"""Every logger at DEBUG for one test, and a handler that records every record, for the leak checks that must
+see every record there is."""
 
 from __future__ import annotations
 
@@ -26,3 +27,27 @@ def every_logger_at_debug() -> Iterator[None]:
         for logger, level, disabled in saved:
             logger.setLevel(level)
             logger.disabled = disabled
+
+
+class Recorder(logging.Handler):
+    """Every record any logger makes, at DEBUG, with its arguments."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(f"{record.getMessage()} {record.__dict__!r}")
+
+
+@contextmanager
+def recording_every_record() -> Iterator[Recorder]:
+    """Every logger at DEBUG, and a Recorder on the root logger, for the block."""
+    recorder = Recorder()
+    root = logging.getLogger()
+    with every_logger_at_debug():
+        root.addHandler(recorder)
+        try:
+            yield recorder
+        finally:
+            root.removeHandler(recorder)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from debug_logging import every_logger_at_debug
+from debug_logging import recording_every_record
 from botocore.credentials import ContainerProvider
 from botocore.utils import ContainerMetadataFetcher
 
@@ -247,25 +247,10 @@ def raised(action) -> BaseException:
     raise AssertionError("nothing was raised")
 
 
-class Recorder(logging.Handler):
-    """Every record any logger makes, at DEBUG, with its arguments (hooked on Logger.callHandlers)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append(f"{record.getMessage()} {record.__dict__!r}")
-
-
 @pytest.fixture
 def recorder():
-    recorder = Recorder()
-    root = logging.getLogger()
-    with every_logger_at_debug():
-        root.addHandler(recorder)
+    with recording_every_record() as recorder:
         yield recorder
-        root.removeHandler(recorder)
 
 
 def leaks(text: str) -> list[str]:

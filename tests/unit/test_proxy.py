@@ -8,7 +8,6 @@ import base64
 import datetime
 import ipaddress
 import itertools
-import logging
 import os
 import socket
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from debug_logging import every_logger_at_debug
+from debug_logging import recording_every_record
 from botocore.httpsession import ProxyConfiguration
 from botocore.utils import get_environ_proxies
 from urllib3.util import parse_url
@@ -172,26 +171,13 @@ def kms_environment(monkeypatch, creds: FakeCredentials, **settings: str) -> Non
         monkeypatch.setenv(name, value)
 
 
-class Recorder(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append(f"{record.getMessage()} {record.__dict__!r}")
-
-
 @pytest.fixture
 def recorder(monkeypatch):
     import http.client
 
     monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)  # would print the CONNECT and its headers
-    recorder = Recorder()
-    root = logging.getLogger()
-    with every_logger_at_debug():
-        root.addHandler(recorder)
+    with recording_every_record() as recorder:
         yield recorder
-        root.removeHandler(recorder)
 
 
 # ------------------------------------------------------------------------------ end to end, through a proxy
