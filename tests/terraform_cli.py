@@ -1,14 +1,21 @@
-"""The Terraform CLI as the Terraform tier runs it (tests/test_terraform.py, tests/test_terraform_test.py):
-one command in a folder, its output captured; an initialised copy of the module."""
+"""The Terraform CLI as the Terraform tier runs it (tests/test_terraform.py, tests/test_terraform_test.py,
+tests/test_plan_and_build_agree.py): one command in a folder, its output captured; an initialised copy of the
+module."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from localdeploy import copy_module
+from localdeploy import ROOT, copy_module
+
+# `terraform init` of a folder with no lock file installs hashicorp/aws into the plugin cache again (removes
+# the cache's entry, then links it anew): two at once, in make check's two workers, fail with "file exists".
+# So the tests' inits take turns, under this lock (next to the cache scripts/bootstrap configures).
+INIT_LOCK = ROOT / ".tools" / "terraform-init.lock"
 
 
 def terraform(directory: Path, *args: str, env: dict[str, str] | None = None,
@@ -17,8 +24,11 @@ def terraform(directory: Path, *args: str, env: dict[str, str] | None = None,
                           input=stdin, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
-def init(directory: Path) -> Path:
-    result = terraform(directory, "init", "-backend=false", "-input=false")
+def init(directory: Path, *options: str) -> Path:
+    INIT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with INIT_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = terraform(directory, "init", "-backend=false", "-input=false", *options)
     assert result.returncode == 0, result.stdout + result.stderr
     return directory
 
