@@ -22,7 +22,7 @@ test:
 ## check: the quick loop: every test that needs no LocalStack (unit, Terraform, checkov, the build contract)
 check:
 	@scripts/bootstrap venv checkov pythons
-	@$(PYTHON) -m pytest -m "not localstack"
+	@$(PYTHON) -m pytest -m "not localstack" -n 2 --dist loadfile --no-loadscope-reorder
 
 ## bench: floor, ours, the seed and Secrets Manager + Powertools on one embedded LocalStack (bench/results.md, .png)
 bench:

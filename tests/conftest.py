@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHONS_FILE = ROOT / ".tools" / "pythons.json"
 
 use_project_terraform_config()
-used_pythons = pytest.StashKey[dict[str, dict[str, Path]]]()  # test node id -> the interpreters it was handed
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +55,40 @@ def _runtime_pythons() -> dict[str, Path]:
 @pytest.fixture
 def runtime_pythons(request, _runtime_pythons) -> dict[str, Path]:
     """{"3.10": Path, ...}: one interpreter per Lambda runtime, from .tools/pythons.json. Fails (never skips)
-    when one is missing. Each use is recorded for the run's summary (which interpreters each test used)."""
-    request.config.stash.setdefault(used_pythons, {})[request.node.nodeid] = dict(_runtime_pythons)
+    when one is missing. Each use is recorded for the run's summary (which interpreters each test used), in the
+    test's report: reports reach the process that prints the summary, also from pytest-xdist's workers."""
+    interpreters = {version: str(path) for version, path in _runtime_pythons.items()}
+    request.node.user_properties.append((RuntimePythonsSummary.PROPERTY, interpreters))
     return dict(_runtime_pythons)
 
 
-def pytest_terminal_summary(terminalreporter, config) -> None:
-    uses = config.stash.get(used_pythons, {})
-    if uses:
-        interpreters = {version: path for used in uses.values() for version, path in used.items()}
-        terminalreporter.write_line(
-            "runtime pythons: " + ", ".join(f"{version} {interpreters[version]}" for version in sorted(interpreters))
-            + f"; used by {len(uses)} tests: " + ", ".join(sorted(uses)))
+class RuntimePythonsSummary:
+    """Collects the runtime_pythons uses from the test reports; one summary line names the interpreters and tests."""
+    PROPERTY = "runtime_pythons"
+
+    def __init__(self) -> None:
+        self.uses: dict[str, dict[str, str]] = {}  # test id -> the interpreters it was handed
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, interpreters in report.user_properties:
+            if name == self.PROPERTY:
+                self.uses[report.nodeid] = interpreters
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.uses:
+            interpreters = {version: path for used in self.uses.values() for version, path in used.items()}
+            terminalreporter.write_line(
+                "runtime pythons: " + ", ".join(f"{version} {interpreters[version]}" for version in sorted(interpreters))
+                + f"; used by {len(self.uses)} tests: " + ", ".join(sorted(self.uses)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(RuntimePythonsSummary(), "runtime-pythons-summary")
+
+
+# make check runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: one file's tests in one worker (its module
+# fixtures made once), files handed out in collection order. These go first, slowest first, so that none starts last.
+SLOWEST_FILES = ("tests/test_terraform_test.py", "tests/test_terraform.py", "tests/test_plan_and_build_agree.py")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -80,6 +101,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.path in uses_localstack:
             item.add_marker(pytest.mark.localstack)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (make check): the slowest files are handed out first
+        rank = {name: place for place, name in enumerate(SLOWEST_FILES)}
+        items.sort(key=lambda item: rank.get(item.path.relative_to(config.rootpath).as_posix(), len(rank)))
     if "not localstack" in (config.getoption("markexpr", "") or ""):
         from localstack_process_executor.launcher import EmbeddedLocalStack, LauncherError
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import pytest
 from localdeploy import ROOT, copy_module
+from terraform_cli import init
 
 import build
 
@@ -126,9 +127,7 @@ def plans(tmp_path_factory) -> dict[str, str]:
         (tests / f"{slug(name)}.tftest.hcl").write_text(
             f'{mock_provider()}\nrun "{slug(name)}" {{\n  command = plan\n  variables {{\n{body}\n  }}\n}}\n')
     env = {**os.environ, "TF_IN_AUTOMATION": "1"}
-    init = subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color",
-                           "-test-directory=agree"], cwd=module, capture_output=True, text=True, env=env, timeout=300)
-    assert init.returncode == 0, init.stdout + init.stderr
+    init(module, "-test-directory=agree")
     result = subprocess.run(["terraform", "test", "-test-directory=agree", "-no-color"], cwd=module,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # each error beside its run
                             text=True, env=env, timeout=900)
