@@ -5,6 +5,7 @@ tests/test_terraform_test.py)."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 import json
 import os
@@ -314,6 +315,18 @@ def test_a_changed_data_file_changes_the_fingerprint_and_a_touched_pyc_does_not(
     (source / "app" / "data.json").write_text('{"v": 2}')
     after = terraform_local(module_dir, source / "handler.py.tmpl", "package_inputs.sources")
     assert after.keys() == before.keys() and after["app/data.json"] != before["app/data.json"]
+
+
+def test_terraform_fingerprints_the_helper_bytecode_build_py_ships_for_the_runtime(module_dir):
+    result = terraform(module_dir, "console", "-var=function_name=x", "-var=runtime=python3.12",
+                       stdin="jsonencode(local.package_inputs.helper_bytecode)\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    fingerprinted = json.loads(json.loads(result.stdout.strip()))
+    shipped = build.helper_bytecode("python3.12")
+    assert len(shipped) == len(list((ROOT / "lambda_src" / "sealed_secrets").glob("*.py")))
+    assert {f"sealed_secrets/__pycache__/{name.removesuffix('.pyc')}.cpython-312.pyc": digest
+            for name, digest in fingerprinted.items()} == \
+        {path: hashlib.sha256(data).hexdigest() for path, data in shipped.items()}
 
 
 def test_terraform_fingerprints_exactly_the_files_build_py_packages(module_dir, tmp_path):

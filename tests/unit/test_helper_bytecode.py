@@ -7,7 +7,6 @@ them, and a pyc whose source changed must be ignored, never run.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import build
-from localdeploy import copy_module
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER_MODULES = sorted(path.stem for path in (ROOT / "lambda_src" / "sealed_secrets").glob("*.py"))
@@ -117,20 +115,3 @@ def test_a_package_for_one_runtime_carries_no_other_runtimes_bytecode(tmp_path):
     folder = unpacked(tmp_path, "python3.11")
     assert {path.name.split(".")[1] for path in (folder / "sealed_secrets" / "__pycache__").iterdir()} == {"cpython-311"}
 
-
-@pytest.mark.terraform
-def test_terraform_fingerprints_the_bytecode_build_py_ships_for_the_runtime(tmp_path):
-    module = copy_module(tmp_path / "module")
-    terraform = ["terraform", "-chdir=" + str(module)]
-    init = subprocess.run([*terraform, "init", "-backend=false", "-input=false", "-no-color"],
-                          capture_output=True, text=True, check=False, timeout=300)
-    assert init.returncode == 0, init.stdout + init.stderr
-    console = subprocess.run([*terraform, "console", "-var=function_name=x", "-var=runtime=python3.12", "-no-color"],
-                             input="jsonencode(local.package_inputs.helper_bytecode)\n",
-                             capture_output=True, text=True, check=False, timeout=300)
-    assert console.returncode == 0, console.stdout + console.stderr
-    fingerprinted = json.loads(json.loads(console.stdout.strip()))
-    shipped = build.helper_bytecode("python3.12")
-    assert {f"sealed_secrets/__pycache__/{name[:-4]}.cpython-312.pyc": digest for name, digest in fingerprinted.items()} \
-        == {path: hashlib.sha256(data).hexdigest() for path, data in shipped.items()}
-    assert len(shipped) == len(HELPER_MODULES)
