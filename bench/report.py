@@ -148,6 +148,20 @@ def cold_overhead(results: dict[str, Measured], ours: str, seed: str, floor: str
     return ratio, interval, stats.median_overhead_ratio([billed(results[label]) for label in (ours, seed, floor)])
 
 
+REPORT_LINE_IN_FULL = "the same from the REPORT line (Init Duration + Duration of the cold invoke), for reference"
+
+
+def with_interval(ratio: float, interval: tuple[float, float]) -> str:
+    return f"{ratio:.3f} (90 % interval {interval[0]:.3f}–{interval[1]:.3f})"
+
+
+def ratio_rows(title: str, overhead: tuple[float, tuple[float, float], float], target: float,
+               report_title: str = "the same from the REPORT line, for reference") -> list[list[str]]:
+    """A target's row (the round-trip ratio, its interval, met or missed) and the same ratio from the REPORT line."""
+    ratio, interval, billed_ratio = overhead
+    return [[title, with_interval(ratio, interval), verdict(ratio <= target)], [report_title, f"{billed_ratio:.3f}", ""]]
+
+
 def variants_section(results: dict[str, Measured], context: dict[str, Any]) -> list[str]:
     """Issue 16: the prefetch comparison and the trust-store variants, as ratios in this run."""
     labels = [label for label in VARIANT_TITLES if label in results]
@@ -171,28 +185,19 @@ def variants_section(results: dict[str, Measured], context: dict[str, Any]) -> l
         return f"{median(measure(results[label])) - median(measure(results[floor])):+.0f}"
 
     target_rows = [
-        [f"prefetch: (ours + imports, prefetch on − floor + imports) ÷ (prefetch off − floor + imports) ≤ "
-         f"{PREFETCH_TARGET}, cold round-trip medians (above the floor: {above('ours-prefetch', 'floor-imports')} ms "
-         f"on, {above('ours-imports', 'floor-imports')} ms off)",
-         f"{prefetch[0]:.3f} (90 % interval {prefetch[1][0]:.3f}–{prefetch[1][1]:.3f})",
-         verdict(prefetch[0] <= PREFETCH_TARGET)],
-        ["the same from the REPORT line (Init Duration + Duration of the cold invoke), for reference",
-         f"{prefetch[2]:.3f}", ""],
-        [f"prefetch with KMS behind a {rtt:g} ms round trip: (prefetch on − floor + imports) ÷ (prefetch off − floor "
-         f"+ imports) ≤ {PREFETCH_TARGET}, cold round-trip medians (above the floor: "
-         f"{above('ours-prefetch-rtt', 'floor-imports')} ms on, {above('ours-imports-rtt', 'floor-imports')} ms off)",
-         f"{relayed[0]:.3f} (90 % interval {relayed[1][0]:.3f}–{relayed[1][1]:.3f})",
-         verdict(relayed[0] <= PREFETCH_TARGET)],
-        ["the same from the REPORT line, for reference", f"{relayed[2]:.3f}", ""],
-        [f"honest trust store: (ours, small bundle − floor) ÷ (seed, system-sized bundle − floor) ≤ "
-         f"{HONEST_TRUST_TARGET}, cold round-trip medians (above the floor: {above('ours-small', 'floor')} ms ours, "
-         f"{above('seed-system', 'floor')} ms seed)",
-         f"{honest[0]:.3f} (90 % interval {honest[1][0]:.3f}–{honest[1][1]:.3f})",
-         verdict(honest[0] <= HONEST_TRUST_TARGET)],
-        ["the same from the REPORT line, for reference", f"{honest[2]:.3f}", ""],
+        *ratio_rows(f"prefetch: (ours + imports, prefetch on − floor + imports) ÷ (prefetch off − floor + imports) ≤ "
+                    f"{PREFETCH_TARGET}, cold round-trip medians (above the floor: "
+                    f"{above('ours-prefetch', 'floor-imports')} ms on, {above('ours-imports', 'floor-imports')} ms off)",
+                    prefetch, PREFETCH_TARGET, REPORT_LINE_IN_FULL),
+        *ratio_rows(f"prefetch with KMS behind a {rtt:g} ms round trip: (prefetch on − floor + imports) ÷ (prefetch off "
+                    f"− floor + imports) ≤ {PREFETCH_TARGET}, cold round-trip medians (above the floor: "
+                    f"{above('ours-prefetch-rtt', 'floor-imports')} ms on, {above('ours-imports-rtt', 'floor-imports')} "
+                    "ms off)", relayed, PREFETCH_TARGET),
+        *ratio_rows(f"honest trust store: (ours, small bundle − floor) ÷ (seed, system-sized bundle − floor) ≤ "
+                    f"{HONEST_TRUST_TARGET}, cold round-trip medians (above the floor: {above('ours-small', 'floor')} "
+                    f"ms ours, {above('seed-system', 'floor')} ms seed)", honest, HONEST_TRUST_TARGET),
         [f"without the small bundle: (ours, AWS_CA_BUNDLE = system-sized bundle − floor) ÷ (seed, the same − floor), "
-         f"for reference (above the floor: {above('ours-system', 'floor')} ms)",
-         f"{system[0]:.3f} (90 % interval {system[1][0]:.3f}–{system[1][1]:.3f})", ""],
+         f"for reference (above the floor: {above('ours-system', 'floor')} ms)", with_interval(*system[:2]), ""],
     ]
     return [
         "## Prefetch and trust store (issue 16)",
@@ -254,13 +259,12 @@ def targets_table(results: dict[str, Measured], ca_bundle_ms: float, per_block: 
     met = {"cold": cold_ratio <= COLD_TARGET, "warm": warm_ratio <= WARM_TARGET, "kms": kms_warm == 0}
     rows = [
         ["cold start above the floor ≤ 0.25 × the seed's: (ours − floor) ÷ (seed − floor), round-trip medians",
-         f"{cold_ratio:.3f} (90 % interval {cold_ci[0]:.3f}–{cold_ci[1]:.3f})", verdict(met["cold"])],
-        ["the same from the REPORT line (Init Duration + Duration of the cold invoke), for reference",
-         f"{billed_ratio:.3f}", ""],
+         with_interval(cold_ratio, cold_ci), verdict(met["cold"])],
+        [REPORT_LINE_IN_FULL, f"{billed_ratio:.3f}", ""],
         [f"the same if ours and the seed each also loaded the system's CA bundle (+{ca_bundle_ms:.0f} ms, "
          "as on AWS), an estimate", f"{on_aws:.3f}", ""],
         ["warm ours ÷ floor ≤ 1.05, round-trip medians",
-         f"{warm_ratio:.3f} (90 % interval {warm_ci[0]:.3f}–{warm_ci[1]:.3f})", verdict(met["warm"])],
+         with_interval(warm_ratio, warm_ci), verdict(met["warm"])],
         ["0 KMS calls per 100 warm invokes (ours)", f"{kms_warm:g}", verdict(met["kms"])],
     ]
     return table(["target", "measured in this run", "met?"], rows, "lrl"), met
